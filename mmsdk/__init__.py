@@ -1,0 +1,99 @@
+"""mmsdk: one API for image generation, visual understanding, classification and embeddings.
+
+Example:
+    >>> import mmsdk
+    >>> answer = mmsdk.understand("What is in this picture?", images=["photo.jpg"],
+    ...                           provider=["openai:gpt-4o", "local:llava"])
+    >>> answer.text
+
+Importing mmsdk is nearly free: names below load on first use, and no torch,
+diffusers, transformers or cloud SDK is imported until a provider needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    AllProvidersFailedError,
+    AuthenticationError,
+    CapabilityError,
+    ContentPolicyError,
+    InvalidInputError,
+    MMSDKError,
+    OutputValidationError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitError,
+    UnknownProviderError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "generate": "_api", "agenerate": "_api", "understand": "_api", "aunderstand": "_api",
+    "classify": "_api", "aclassify": "_api", "embed": "_api", "aembed": "_api",
+    "unload": "_api", "Router": "_api",
+    "Policy": "_policy",
+    "configure": "_settings", "Settings": "_settings",
+    "TextStream": "_stream", "AsyncTextStream": "_stream",
+    "Attempt": "_types", "Capability": "_types", "ClassifyResult": "_types",
+    "EmbedResult": "_types", "GenerateResult": "_types", "UnderstandResult": "_types",
+    "Usage": "_types", "SentImage": "_types",
+}
+
+__all__ = [
+    "AllProvidersFailedError", "AsyncTextStream", "Attempt", "AuthenticationError",
+    "Capability", "CapabilityError", "ClassifyResult", "ContentPolicyError", "EmbedResult",
+    "GenerateResult", "InvalidInputError", "MMSDKError", "OutputValidationError", "Policy",
+    "ProviderConnectionError", "ProviderError", "ProviderServerError", "ProviderTimeoutError",
+    "ProviderUnavailableError", "RateLimitError", "Router", "SentImage", "Settings",
+    "TextStream", "UnderstandResult", "UnknownProviderError", "Usage", "__version__",
+    "aclassify", "aembed", "agenerate", "aunderstand", "classify", "configure", "embed",
+    "generate", "understand", "unload",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mmsdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mmsdk.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from ._api import (
+        Router,
+        aclassify,
+        aembed,
+        agenerate,
+        aunderstand,
+        classify,
+        embed,
+        generate,
+        understand,
+        unload,
+    )
+    from ._policy import Policy
+    from ._settings import Settings, configure
+    from ._stream import AsyncTextStream, TextStream
+    from ._types import (
+        Attempt,
+        Capability,
+        ClassifyResult,
+        EmbedResult,
+        GenerateResult,
+        SentImage,
+        UnderstandResult,
+        Usage,
+    )

@@ -1,0 +1,339 @@
+"""The public calls: :class:`Router` and the module-level functions built on it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Union
+
+from pydantic import BaseModel
+
+from ._errors import InvalidInputError
+from ._jobs import Job
+from ._media import load_images
+from ._policy import Policy
+from ._registry import Registry, Resolved, get_registry
+from ._requests import (
+    ClassifyRequest,
+    EmbedRequest,
+    GenerateRequest,
+    UnderstandRequest,
+    validate_request,
+)
+from ._routing import aexecute, execute
+from ._settings import get_settings
+from ._stream import AsyncTextStream, TextStream
+from ._types import Capability, ClassifyResult, EmbedResult, GenerateResult
+from ._video import load_video
+
+__all__ = [
+    "Router", "aclassify", "aembed", "agenerate", "aunderstand", "classify", "embed",
+    "generate", "unload", "understand",
+]
+
+ProviderArg = Union[str, Sequence[str], "Router", None]
+
+_ORDER_KEYS = {
+    "local_first": lambda r: not r.info.local,
+    "cloud_first": lambda r: r.info.local,
+    "cheapest": lambda r: r.info.cost_hint,
+    "fastest": lambda r: r.info.speed_hint,
+}
+
+
+class Router:
+    """Providers tried in policy order, with retries and fallback.
+
+    Args:
+        providers: a provider string or a list of them; ``None`` means the
+            default route (``MMSDK_DEFAULT_PROVIDER``, else every installed
+            provider that offers the capability, cloud first).
+        policy: retries, timeouts, ordering and privacy rules.
+
+    Example:
+        >>> router = mmsdk.Router(["openai:gpt-4o", "local:llava"],
+        ...                       policy=mmsdk.Policy(hedge_after=2.0))
+        >>> router.understand("Describe", images=["photo.jpg"]).text
+    """
+
+    def __init__(self, providers: str | Sequence[str] | None = None,
+                 policy: Policy | None = None, *, registry: Registry | None = None) -> None:
+        if isinstance(providers, str):
+            providers = [providers]
+        if providers is not None and (not providers or not all(isinstance(p, str) for p in providers)):
+            raise InvalidInputError("provider must be a string, a non-empty list of strings, "
+                                    f"or a Router; got {providers!r}.")
+        self.providers = list(providers) if providers is not None else None
+        self.policy = policy or Policy()
+        self._registry = registry
+        self._slots = threading.BoundedSemaphore(self.policy.max_concurrency) \
+            if self.policy.max_concurrency else None
+        self._aslots: asyncio.Semaphore | None = None
+
+    def __repr__(self) -> str:
+        return f"Router({self.providers!r}, policy={self.policy!r})"
+
+    @property
+    def registry(self) -> Registry:
+        return self._registry or get_registry()
+
+    def candidates(self, capability: Capability) -> list[Resolved]:
+        """The providers this router would try for *capability*, in order."""
+        names = self.providers
+        if names is None:
+            configured = os.environ.get("MMSDK_DEFAULT_PROVIDER")
+            names = [n.strip() for n in configured.split(",") if n.strip()] if configured \
+                else list(get_settings().default_providers.get(capability.value, ())) \
+                or self.registry.default_route(capability)
+        resolved = [self.registry.resolve(name, capability) for name in names]
+        key = _ORDER_KEYS.get(self.policy.order)
+        return sorted(resolved, key=key) if key else resolved
+
+    # -- execution -----------------------------------------------------------
+    def _run(self, job: Job, *, streaming: bool = False) -> Any:
+        candidates = self.candidates(job.capability)
+        if self._slots is None:
+            return execute(job, candidates, self.policy, self.registry, streaming=streaming)
+        with self._slots:
+            return execute(job, candidates, self.policy, self.registry, streaming=streaming)
+
+    async def _arun(self, job: Job, *, streaming: bool = False) -> Any:
+        candidates = self.candidates(job.capability)
+        if self.policy.max_concurrency is None:
+            return await aexecute(job, candidates, self.policy, self.registry, streaming=streaming)
+        if self._aslots is None:
+            self._aslots = asyncio.Semaphore(self.policy.max_concurrency)
+        async with self._aslots:
+            return await aexecute(job, candidates, self.policy, self.registry, streaming=streaming)
+
+    # -- generate ------------------------------------------------------------
+    def generate(self, prompt: str, **kwargs: Any) -> GenerateResult:
+        """Text (plus optional images) to images. See :func:`mmsdk.generate`."""
+        return self._run(_generate_job(prompt, **kwargs))  # type: ignore[no-any-return]
+
+    async def agenerate(self, prompt: str, **kwargs: Any) -> GenerateResult:
+        return await self._arun(_generate_job(prompt, **kwargs))  # type: ignore[no-any-return]
+
+    # -- understand ----------------------------------------------------------
+    def understand(self, prompt: str, **kwargs: Any) -> Any:
+        """Images or video plus text, to text. See :func:`mmsdk.understand`."""
+        job = _understand_job(prompt, **kwargs)
+        if job.request.stream:  # type: ignore[attr-defined]
+            return TextStream(self._run(job, streaming=True))
+        return self._run(job)
+
+    async def aunderstand(self, prompt: str, **kwargs: Any) -> Any:
+        job = _understand_job(prompt, **kwargs)
+        if job.request.stream:  # type: ignore[attr-defined]
+            return AsyncTextStream(await self._arun(job, streaming=True))
+        return await self._arun(job)
+
+    # -- classify --------------------------------------------------------------
+    def classify(self, image: Any, labels: Sequence[str], **kwargs: Any) -> Any:
+        """Zero-shot scores. See :func:`mmsdk.classify`."""
+        job = _classify_job(image, labels, **kwargs)
+        return _one_or_many(image, self._run(job))
+
+    async def aclassify(self, image: Any, labels: Sequence[str], **kwargs: Any) -> Any:
+        job = _classify_job(image, labels, **kwargs)
+        return _one_or_many(image, await self._arun(job))
+
+    # -- embed -----------------------------------------------------------------
+    def embed(self, **kwargs: Any) -> EmbedResult:
+        """Vectors for images and texts. See :func:`mmsdk.embed`."""
+        return self._run(_embed_job(**kwargs))  # type: ignore[no-any-return]
+
+    async def aembed(self, **kwargs: Any) -> EmbedResult:
+        return await self._arun(_embed_job(**kwargs))  # type: ignore[no-any-return]
+
+
+# -- building jobs ---------------------------------------------------------------
+def _generate_job(prompt: str, *, size: str | None = None, image: Any = None, mask: Any = None,
+                  control_image: Any = None, reference_image: Any = None,
+                  options: dict[str, Any] | None = None, progress: bool = False,
+                  **values: Any) -> Job:
+    request = validate_request(GenerateRequest, prompt=prompt, size=size,
+                               options=_options(options), progress=progress, **values)
+    if request.strength is not None and image is None:
+        raise InvalidInputError("strength needs an image= to transform (img2img).")
+    if mask is not None and image is None:
+        raise InvalidInputError("mask needs the image= it applies to (inpainting).")
+    settings = get_settings()
+    media = {name: load_images(source, name=name, settings=settings)
+             for name, source in (("image", image), ("mask", mask),
+                                  ("control_image", control_image),
+                                  ("reference_image", reference_image)) if source is not None}
+    for name, loaded in media.items():
+        if len(loaded) != 1:
+            raise InvalidInputError(f"{name} takes one image, got {len(loaded)}.")
+    return Job(Capability.GENERATE, request, media)
+
+
+def _understand_job(prompt: str, *, images: Any = None, video: Any = None,
+                    frames: int | None = None, schema: type[BaseModel] | None = None,
+                    options: dict[str, Any] | None = None, **values: Any) -> Job:
+    if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        raise InvalidInputError(f"schema must be a pydantic BaseModel subclass, got {schema!r}.")
+    if frames is not None and video is None:
+        raise InvalidInputError("frames= needs a video=.")
+    request = validate_request(UnderstandRequest, prompt=prompt, frames=frames,
+                               response_schema=schema, options=_options(options), **values)
+    settings = get_settings()
+    loaded = load_images(images, name="images", settings=settings)
+    clip = load_video(video, settings) if video is not None else None
+    return Job(Capability.UNDERSTAND, request, {"images": loaded}, clip)
+
+
+def _classify_job(image: Any, labels: Sequence[str], *, options: dict[str, Any] | None = None,
+                  **values: Any) -> Job:
+    if isinstance(labels, str):
+        raise InvalidInputError("labels must be a list of strings, not one string.")
+    request = validate_request(ClassifyRequest, labels=list(labels), options=_options(options),
+                               **values)
+    loaded = load_images(image, name="image", settings=get_settings())
+    if not loaded:
+        raise InvalidInputError("classify needs at least one image.")
+    return Job(Capability.CLASSIFY, request, {"images": loaded})
+
+
+def _embed_job(*, images: Any = None, texts: Sequence[str] | str | None = None,
+               options: dict[str, Any] | None = None, **values: Any) -> Job:
+    if isinstance(texts, str):
+        texts = [texts]
+    request = validate_request(EmbedRequest, texts=list(texts or []), options=_options(options),
+                               **values)
+    loaded = load_images(images, name="images", settings=get_settings())
+    if not loaded and not request.texts:
+        raise InvalidInputError("embed needs images=, texts= or both.")
+    return Job(Capability.EMBED, request, {"images": loaded})
+
+
+def _options(options: Any) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise InvalidInputError(f"options must be a dict, got {type(options).__name__}.")
+    return dict(options)
+
+
+def _one_or_many(image: Any, results: list[ClassifyResult]) -> Any:
+    return results if isinstance(image, (list, tuple)) else results[0]
+
+
+def _router(provider: ProviderArg) -> Router:
+    if isinstance(provider, Router):
+        return provider
+    return Router(provider)
+
+
+# -- module-level functions ---------------------------------------------------------
+def generate(prompt: str, *, provider: ProviderArg = None, negative_prompt: str | None = None,
+             size: str | None = None, width: int | None = None, height: int | None = None,
+             steps: int | None = None, guidance: float | None = None, seed: int | None = None,
+             n: int = 1, scheduler: str | None = None, image: Any = None,
+             strength: float | None = None, mask: Any = None, control_image: Any = None,
+             control_type: str | None = None, control_scale: float | None = None,
+             reference_image: Any = None, reference_scale: float | None = None,
+             options: dict[str, Any] | None = None, progress: bool = False) -> GenerateResult:
+    """Make images from a text prompt (plus optional input, mask, control and reference images).
+
+    Args:
+        prompt: what to draw.
+        provider: ``"PLUGIN:MODEL"``, a fallback list of them, or a :class:`Router`.
+        size: ``"WxH"``; or give ``width`` and ``height``.
+        steps / guidance / seed / scheduler: ``num_inference_steps``,
+            ``guidance_scale``, a seeded generator, a scheduler name. ``None``
+            keeps the model's own default.
+        image / strength / mask: img2img and inpainting.
+        control_image / control_type / control_scale: ControlNet.
+        reference_image / reference_scale: IP-Adapter.
+        options: provider-specific extras; unknown keys raise ``InvalidInputError``.
+        progress: show a progress bar for long local work.
+
+    Example:
+        >>> result = mmsdk.generate("a watercolor Japanese garden", provider="local:sd15", seed=1)
+        >>> result.images[0].save("garden.png")
+    """
+    return _router(provider).generate(
+        prompt, negative_prompt=negative_prompt, size=size, width=width, height=height,
+        steps=steps, guidance=guidance, seed=seed, n=n, scheduler=scheduler, image=image,
+        strength=strength, mask=mask, control_image=control_image, control_type=control_type,
+        control_scale=control_scale, reference_image=reference_image,
+        reference_scale=reference_scale, options=options, progress=progress)
+
+
+async def agenerate(prompt: str, *, provider: ProviderArg = None, **kwargs: Any) -> GenerateResult:
+    """Async twin of :func:`generate` (same keyword arguments)."""
+    return await _router(provider).agenerate(prompt, **kwargs)
+
+
+def understand(prompt: str, *, images: Any = None, video: Any = None, frames: int | None = None,
+               provider: ProviderArg = None, system: str | None = None,
+               max_tokens: int | None = None, temperature: float | None = None,
+               schema: type[BaseModel] | None = None, stream: bool = False,
+               detail: str | None = None, options: dict[str, Any] | None = None,
+               progress: bool = False) -> Any:
+    """Answer a question about images or a video.
+
+    Returns an :class:`UnderstandResult`, or with ``stream=True`` a
+    :class:`TextStream` of ``str`` chunks whose ``.result`` is the whole answer.
+    With ``schema=`` (a pydantic model), ``result.data`` is a validated instance.
+
+    Example:
+        >>> answer = mmsdk.understand("What trends do you see?", images=["chart.png"],
+        ...                           provider="anthropic:claude-sonnet-4-6")
+        >>> print(answer.text, answer.usage.output_tokens)
+    """
+    return _router(provider).understand(
+        prompt, images=images, video=video, frames=frames, system=system,
+        max_tokens=max_tokens, temperature=temperature, schema=schema, stream=stream,
+        detail=detail, options=options, progress=progress)
+
+
+async def aunderstand(prompt: str, *, provider: ProviderArg = None, **kwargs: Any) -> Any:
+    """Async twin of :func:`understand`; with ``stream=True`` returns an :class:`AsyncTextStream`."""
+    return await _router(provider).aunderstand(prompt, **kwargs)
+
+
+def classify(image: Any, labels: Sequence[str], *, provider: ProviderArg = None,
+             multi_label: bool = False, template: str | None = None,
+             options: dict[str, Any] | None = None) -> Any:
+    """Score *labels* for an image (or, given a list, for each image).
+
+    Example:
+        >>> result = mmsdk.classify("photo.jpg", labels=["cat", "dog"], provider="local:clip")
+        >>> result.top
+        ('cat', 0.93)
+    """
+    return _router(provider).classify(image, labels, multi_label=multi_label,
+                                      template=template, options=options)
+
+
+async def aclassify(image: Any, labels: Sequence[str], *, provider: ProviderArg = None,
+                    **kwargs: Any) -> Any:
+    """Async twin of :func:`classify`."""
+    return await _router(provider).aclassify(image, labels, **kwargs)
+
+
+def embed(*, images: Any = None, texts: Sequence[str] | str | None = None,
+          provider: ProviderArg = None, options: dict[str, Any] | None = None) -> EmbedResult:
+    """Unit vectors for images and texts in one space, in input order.
+
+    Example:
+        >>> vectors = mmsdk.embed(images=["a.jpg"], texts=["a cat"], provider="local:clip")
+        >>> float(vectors.image_vectors @ vectors.text_vectors.T)
+    """
+    return _router(provider).embed(images=images, texts=texts, options=options)
+
+
+async def aembed(*, provider: ProviderArg = None, **kwargs: Any) -> EmbedResult:
+    """Async twin of :func:`embed`."""
+    return await _router(provider).aembed(**kwargs)
+
+
+def unload(provider: str | None = None) -> None:
+    """Free loaded models: all of them, one plugin's, or one provider string's."""
+    get_registry().unload(provider)
+

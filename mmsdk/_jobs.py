@@ -1,0 +1,214 @@
+"""One call's work, independent of which provider ends up doing it.
+
+A :class:`Job` holds the validated request and the decoded media. For each
+candidate provider, :meth:`Job.bind` checks that the provider can honour the
+call (capability, first-class options, ``options`` keys, image count), runs
+``prepare()`` on every image for that provider's limits, and returns the
+request that provider receives. A candidate that cannot honour the call raises
+:class:`Skip`, which routing records without making a call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ._errors import (
+    CapabilityError,
+    InvalidInputError,
+    MMSDKError,
+    OutputValidationError,
+    ProviderUnavailableError,
+)
+from ._media import LoadedImage
+from ._model import Classify, Embed, Generate, Model, StreamEvent, Understand
+from ._prepare import prepare_all
+from ._registry import Resolved
+from ._requests import Request, UnderstandRequest
+from ._types import Capability, Result, SentImage, UnderstandResult
+from ._video import VideoInput, sample_frames
+
+__all__ = ["Bound", "Job", "Skip"]
+
+_MODEL_CLASS: dict[Capability, type[Model]] = {
+    Capability.GENERATE: Generate,
+    Capability.UNDERSTAND: Understand,
+    Capability.CLASSIFY: Classify,
+    Capability.EMBED: Embed,
+}
+DEFAULT_FRAMES = 8
+
+
+class Skip(Exception):
+    """A candidate cannot take this call; ``error`` is what a lone candidate raises."""
+
+    def __init__(self, error: MMSDKError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass
+class Bound:
+    """A job fitted to one provider: the request it receives and what was sent."""
+
+    resolved: Resolved
+    request: Request
+    warnings: list[str] = field(default_factory=list)
+    sent: list[SentImage] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    """The validated call plus decoded media (images keyed by request field)."""
+
+    capability: Capability
+    request: Request
+    media: dict[str, list[LoadedImage]] = field(default_factory=dict)
+    video: VideoInput | None = None
+
+    def bind(self, resolved: Resolved, *, lenient: bool, exclusive: bool) -> Bound:
+        """Fit this job to *resolved* or raise :class:`Skip` saying why not.
+
+        Args:
+            resolved: the candidate provider.
+            lenient: drop unsupported first-class options with a warning.
+            exclusive: the only candidate, so an unknown ``options`` key is the
+                caller's mistake (``InvalidInputError``) rather than a skip.
+        """
+        provider = resolved.provider
+        info = resolved.info
+        if self.capability not in info.capabilities:
+            offered = ", ".join(sorted(c.value for c in info.capabilities)) or "nothing"
+            raise Skip(CapabilityError(
+                f"{provider} cannot {self.capability.value} (it offers: {offered}).",
+                provider=provider))
+        unknown = set(self.request.options) - info.options
+        if unknown:
+            accepted = ", ".join(sorted(info.options)) or "none"
+            error_type = InvalidInputError if exclusive else CapabilityError
+            raise Skip(error_type(
+                f"{provider} does not know option(s) {sorted(unknown)}; accepted options: "
+                f"{accepted}.", provider=provider))
+        requested = self.request.requested()
+        native_video = "video" in info.supports
+        if self.video is not None and not native_video:
+            requested.discard("video")
+        if self.capability is Capability.GENERATE and "n" in requested and \
+                getattr(self.request, "n", 1) <= info.max_n:
+            requested.discard("n")
+        missing = requested - info.supports
+        updates: dict[str, Any] = {}
+        warnings: list[str] = []
+        if missing:
+            if not lenient:
+                raise Skip(CapabilityError(
+                    f"{provider} cannot honour {', '.join(sorted(missing))}; drop "
+                    f"{'it' if len(missing) == 1 else 'them'}, pick a provider that can, or "
+                    "use Policy(lenient=True) to ignore unsupported options.",
+                    provider=provider))
+            for feature in sorted(missing):
+                for name, mapped in self.request.first_class.items():
+                    if mapped == feature:
+                        updates[name] = False if name == "stream" else None
+                warnings.append(f"{provider} ignored {feature}: not supported")
+            if "n" in missing:
+                updates["n"] = info.max_n
+        availability = resolved.availability()
+        if not availability.ok:
+            raise Skip(ProviderUnavailableError(f"{provider} is unavailable here: "
+                                                f"{availability.reason}.", provider=provider,
+                                                fix=availability.fix))
+        sent: list[SentImage] = []
+        try:
+            for name, loaded in self.media.items():
+                images = list(loaded)
+                if name == "images" and self.video is not None and not native_video:
+                    frames = getattr(self.request, "frames", None) or DEFAULT_FRAMES
+                    images += sample_frames(self.video, frames)
+                prepared = prepare_all(images, info.limits, provider=provider)
+                sent += [image.sent for image in prepared]
+                is_list = isinstance(getattr(self.request, name), list)
+                updates[name] = prepared if is_list else (prepared[0] if prepared else None)
+        except CapabilityError as exc:
+            raise Skip(exc) from None
+        if self.video is not None and not native_video:
+            updates["video"] = None
+        request = self.request.model_copy(update=updates)
+        return Bound(resolved, request, warnings, sent)
+
+
+def check_model(model: Model, capability: Capability, provider: str) -> None:
+    if not isinstance(model, _MODEL_CLASS[capability]):
+        raise CapabilityError(f"{provider} declares {capability.value} but its model object "
+                              f"({type(model).__name__}) does not implement it.", provider=provider)
+
+
+def call(model: Model, capability: Capability, request: Request) -> Any:
+    """Run the capability's sync method; returns a result or a list of results."""
+    if capability is Capability.GENERATE:
+        return model.generate(request)  # type: ignore[attr-defined,arg-type]
+    if capability is Capability.UNDERSTAND:
+        result = model.understand(request)  # type: ignore[attr-defined,arg-type]
+        return validate_structured(result, request, model.provider)  # type: ignore[arg-type]
+    if capability is Capability.CLASSIFY:
+        return model.classify(request)  # type: ignore[attr-defined,arg-type]
+    return model.embed(request)  # type: ignore[attr-defined,arg-type]
+
+
+async def acall(model: Model, capability: Capability, request: Request) -> Any:
+    """Async twin of :func:`call`."""
+    if capability is Capability.GENERATE:
+        return await model.agenerate(request)  # type: ignore[attr-defined,arg-type]
+    if capability is Capability.UNDERSTAND:
+        result = await model.aunderstand(request)  # type: ignore[attr-defined,arg-type]
+        return validate_structured(result, request, model.provider)  # type: ignore[arg-type]
+    if capability is Capability.CLASSIFY:
+        return await model.aclassify(request)  # type: ignore[attr-defined,arg-type]
+    return await model.aembed(request)  # type: ignore[attr-defined,arg-type]
+
+
+def stream(model: Model, request: UnderstandRequest) -> Iterator[StreamEvent]:
+    return model.understand_stream(request)  # type: ignore[attr-defined,no-any-return]
+
+
+def astream(model: Model, request: UnderstandRequest) -> AsyncIterator[StreamEvent]:
+    return model.aunderstand_stream(request)  # type: ignore[attr-defined,no-any-return]
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
+
+
+def validate_structured(result: UnderstandResult, request: UnderstandRequest,
+                        provider: str) -> UnderstandResult:
+    """Fill ``result.data`` from its text when a schema was asked for."""
+    schema: type[BaseModel] | None = request.response_schema
+    if schema is None or isinstance(result.data, schema):
+        return result
+    text = result.text or ""
+    fenced = _FENCE.match(text)
+    payload = fenced.group(1) if fenced else text
+    if not fenced and "{" in payload:
+        payload = payload[payload.index("{"): payload.rindex("}") + 1]
+    try:
+        result.data = schema.model_validate(json.loads(payload)) if result.data is None \
+            else schema.model_validate(result.data)
+    except (ValueError, ValidationError) as exc:
+        raise OutputValidationError(
+            f"{provider}'s answer does not match {schema.__name__}: {exc}. The raw answer is "
+            "in .text; try a more capable model or a simpler schema.",
+            provider=provider, text=text) from None
+    return result
+
+
+def finish(result: Result, bound: Bound) -> None:
+    """Stamp routing facts onto a result the provider returned."""
+    result.provider = bound.resolved.provider
+    if not result.model:
+        result.model = bound.resolved.model
+    result.warnings = bound.warnings + result.warnings
+    result.sent = bound.sent

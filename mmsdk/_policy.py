@@ -1,0 +1,52 @@
+"""Routing policy: which providers to try, in what order, and how hard."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Policy"]
+
+
+class Policy(BaseModel):
+    """How a :class:`mmsdk.Router` picks providers and reacts to failures.
+
+    Attributes:
+        order: ``"given"`` (list order), ``"local_first"``, ``"cloud_first"``,
+            ``"cheapest"`` or ``"fastest"`` (by the providers' declared hints).
+        local_only: skip every provider that would send data off this machine.
+        timeout: seconds per attempt, passed down to the SDK or pipeline.
+        deadline: seconds for the whole call, retries and fallbacks included.
+        retries: extra attempts per provider on transient errors (rate limit,
+            5xx, overload, timeout, connection).
+        backoff: first retry delay in seconds when the server gives no
+            ``Retry-After``; doubles per retry.
+        max_retry_after: longest ``Retry-After`` honoured; a longer one moves
+            on to the next provider at once.
+        hedge_after: seconds after which the next provider is started in
+            parallel if the current one has not answered; the first answer wins.
+        fallback_on_policy_refusal: fall back when a provider refuses on
+            content-policy grounds (off: the refusal is raised).
+        max_concurrency: calls in flight at once through this router.
+        lenient: drop first-class options a provider cannot honour and report
+            them in ``result.warnings`` instead of raising ``CapabilityError``.
+
+    Example:
+        >>> import mmsdk
+        >>> policy = mmsdk.Policy(order="local_first", retries=2, deadline=30)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    order: Literal["given", "local_first", "cloud_first", "cheapest", "fastest"] = "given"
+    local_only: bool = False
+    timeout: float | None = Field(default=None, gt=0)
+    deadline: float | None = Field(default=None, gt=0)
+    retries: int = Field(default=1, ge=0, le=10)
+    backoff: float = Field(default=0.25, ge=0)
+    max_retry_after: float = Field(default=30.0, ge=0)
+    hedge_after: float | None = Field(default=None, ge=0)
+    fallback_on_policy_refusal: bool = False
+    max_concurrency: int | None = Field(default=None, ge=1)
+    lenient: bool = False

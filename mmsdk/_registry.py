@@ -1,0 +1,295 @@
+"""The provider registry: plugins, provider strings, and cached model objects.
+
+Plugins are found once, lazily, through the ``mmsdk`` entry-point group (the
+built-in plugins too). A plugin that fails to import or to register is
+recorded and shown by ``mmsdk providers``; it never breaks the others.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pluggy
+
+from . import _hookspecs
+from ._errors import CapabilityError, UnknownProviderError
+from ._model import Model
+from ._types import Availability, Capability, ModelInfo
+
+__all__ = ["ProviderSpec", "Registry", "Resolved", "get_registry"]
+
+logger = logging.getLogger("mmsdk")
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load or registered a name that was already taken."""
+
+
+def _always_available(model: str) -> Availability:
+    return Availability.yes()
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A provider, as a plugin registers it. Nothing heavy is imported to build one.
+
+    Attributes:
+        name: the part before ``:`` in provider strings.
+        factory: ``factory(model)`` returns a :class:`Model`; heavy imports go here.
+        describe: ``describe(model)`` returns the model's :class:`ModelInfo`; cheap.
+        default_models: the model a bare ``name`` means, per capability; its
+            keys are the capabilities this provider offers.
+        check: ``check(model)`` says whether it can run here (packages via
+            ``importlib.util.find_spec``, keys, weights); cheap, makes no request.
+        description: one line for ``mmsdk providers``.
+        retired: retired model names mapped to a message naming the successor.
+        offer_as_default: whether ``provider=None`` may route to it.
+    """
+
+    name: str
+    factory: Callable[[str], Model]
+    describe: Callable[[str], ModelInfo]
+    default_models: Mapping[Capability, str] = field(default_factory=dict)
+    check: Callable[[str], Availability] = _always_available
+    description: str = ""
+    retired: Mapping[str, str] = field(default_factory=dict)
+    offer_as_default: bool = True
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset(self.default_models)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A provider string resolved to a spec and a model name."""
+
+    spec: ProviderSpec
+    model: str
+
+    @property
+    def provider(self) -> str:
+        return f"{self.spec.name}:{self.model}"
+
+    @cached_property
+    def info(self) -> ModelInfo:
+        return self.spec.describe(self.model)
+
+    def availability(self) -> Availability:
+        return self.spec.check(self.model)
+
+
+class Registry:
+    """Registered providers and aliases, and the model objects made from them."""
+
+    def __init__(self) -> None:
+        self._pm = pluggy.PluginManager("mmsdk")
+        self._pm.add_hookspecs(_hookspecs)
+        self.specs: dict[str, ProviderSpec] = {}
+        self.aliases: dict[str, str] = {}
+        self.failures: dict[str, str] = {}
+        self.owners: dict[str, str] = {}
+        self._models: dict[str, Model] = {}
+        self._lock = threading.Lock()
+
+    def load_entry_points(self, group: str = "mmsdk") -> None:
+        """Load every installed plugin in *group*; record, never raise, failures."""
+        for entry_point in importlib.metadata.entry_points(group=group):
+            try:
+                plugin = entry_point.load()
+            except Exception as exc:  # a broken plugin must not break the rest
+                self._fail(entry_point.name, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            self.add_plugin(plugin, entry_point.name)
+
+    def add_plugin(self, plugin: object, name: str) -> None:
+        """Register *plugin* (a module or object with hookimpls) and collect its providers."""
+        try:
+            self._pm.register(plugin, name=name)
+        except ValueError as exc:
+            self._fail(name, f"not registered: {exc}")
+            return
+        for hook_name in ("register_providers", "register_aliases"):
+            for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+                if impl.plugin_name != name:
+                    continue
+                register = self._spec_adder(name) if hook_name == "register_providers" \
+                    else self._alias_adder(name)
+                try:
+                    impl.function(register=register)
+                except Exception as exc:
+                    self._fail(name, f"{hook_name} failed: {type(exc).__name__}: {exc}")
+
+    def remove_plugin(self, name: str) -> None:
+        """Unregister a plugin and everything it registered."""
+        if self._pm.has_plugin(name):
+            self._pm.unregister(name=name)
+        for key in [k for k, owner in self.owners.items() if owner == name]:
+            del self.owners[key]
+            spec = self.specs.pop(key.removeprefix("provider:"), None) \
+                if key.startswith("provider:") else None
+            if key.startswith("alias:"):
+                self.aliases.pop(key.removeprefix("alias:"), None)
+            if spec is not None:
+                self.unload(spec.name)
+        self.failures.pop(name, None)
+
+    def _fail(self, plugin: str, message: str) -> None:
+        self.failures[plugin] = message
+        logger.error("mmsdk plugin %r: %s", plugin, message)
+        warnings.warn(f"mmsdk plugin {plugin!r}: {message}", PluginWarning, stacklevel=3)
+
+    def _spec_adder(self, plugin: str) -> Callable[[ProviderSpec], None]:
+        def register(spec: ProviderSpec) -> None:
+            if not isinstance(spec, ProviderSpec):
+                raise TypeError(f"register() takes a ProviderSpec, got {type(spec).__name__}")
+            key = f"provider:{spec.name}"
+            if spec.name in self.specs or ":" in spec.name:
+                owner = self.owners.get(key, "?")
+                self._fail(plugin, f"provider name {spec.name!r} rejected: "
+                                   f"{'invalid name' if ':' in spec.name else f'already registered by plugin {owner!r}'}")
+                return
+            self.specs[spec.name] = spec
+            self.owners[key] = plugin
+        return register
+
+    def _alias_adder(self, plugin: str) -> Callable[[str, str], None]:
+        def register(alias: str, target: str) -> None:
+            key = f"alias:{alias}"
+            if alias in self.aliases:
+                self._fail(plugin, f"alias {alias!r} rejected: already registered by plugin "
+                                   f"{self.owners.get(key, '?')!r}")
+                return
+            self.aliases[alias] = target
+            self.owners[key] = plugin
+        return register
+
+    def known_names(self) -> list[str]:
+        return sorted({*self.specs, *self.aliases})
+
+    def resolve(self, text: str, capability: Capability | None = None) -> Resolved:
+        """Turn ``"plugin:model"``, an alias or a bare plugin name into a :class:`Resolved`."""
+        if not isinstance(text, str) or not text.strip():
+            raise UnknownProviderError(f"A provider must be a non-empty string like "
+                                       f"'openai:gpt-4o', got {text!r}.")
+        original = text.strip()
+        target = self.aliases.get(original, original)
+        name, _, model = target.partition(":")
+        spec = self.specs.get(name)
+        if spec is None:
+            raise self._unknown(original)
+        if not model:
+            default = spec.default_models.get(capability) if capability else None
+            if default is None:
+                offered = ", ".join(sorted(c.value for c in spec.capabilities)) or "nothing"
+                raise CapabilityError(
+                    f"{name} has no default model for {capability.value if capability else 'this'}"
+                    f" (it offers: {offered}); name a model as '{name}:MODEL'.", provider=name)
+            model = default
+        if model in spec.retired:
+            raise UnknownProviderError(f"{name}:{model} is retired. {spec.retired[model]}",
+                                       provider=f"{name}:{model}")
+        return Resolved(spec, model)
+
+    def _unknown(self, text: str) -> UnknownProviderError:
+        candidates = self.known_names()
+        close = difflib.get_close_matches(text, candidates, n=3, cutoff=0.5)
+        if not close:
+            close = difflib.get_close_matches(text.partition(":")[0], candidates, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        failed = f" Plugins that failed to load: {sorted(self.failures)}." if self.failures else ""
+        return UnknownProviderError(
+            f"Unknown provider {text!r}.{hint} Known: {', '.join(candidates) or 'none'}.{failed} "
+            "Run 'mmsdk providers' to see what is installed.",
+            provider=text, suggestions=close)
+
+    def model(self, resolved: Resolved) -> Model:
+        """The model object for *resolved*, created once and reused."""
+        key = resolved.provider
+        model = self._models.get(key)
+        if model is not None:
+            return model
+        with self._lock:
+            model = self._models.get(key)
+            if model is None:
+                model = resolved.spec.factory(resolved.model)
+                self._models[key] = model
+        return model
+
+    def unload(self, provider: str | None = None) -> None:
+        """Close and forget cached model objects (all, a plugin's, or one provider string)."""
+        with self._lock:
+            keys = [k for k in self._models
+                    if provider is None or k == provider or k.partition(":")[0] == provider]
+            models = [self._models.pop(k) for k in keys]
+        for model in models:
+            model.close()
+
+    def default_route(self, capability: Capability) -> list[str]:
+        """Providers tried for ``provider=None``: cloud ones first, then local ones."""
+        names = [f"{spec.name}:{spec.default_models[capability]}"
+                 for spec in self.specs.values()
+                 if spec.offer_as_default and capability in spec.default_models]
+        return sorted(names, key=lambda p: self.resolve(p).info.local)
+
+
+_registry: Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, loaded from entry points on first use."""
+    global _registry
+    if _registry is None:
+        with _registry_lock:
+            if _registry is None:
+                registry = Registry()
+                registry.load_entry_points()
+                _registry = registry
+    return _registry
+
+
+def describe_all(registry: Registry) -> list[dict[str, Any]]:
+    """One row per provider, alias and failed plugin, for ``mmsdk providers``."""
+    rows: list[dict[str, Any]] = []
+    for spec in registry.specs.values():
+        defaults = {c.value: m for c, m in sorted(spec.default_models.items())}
+        first = next(iter(defaults.values()), None)
+        resolved = Resolved(spec, first) if first else None
+        rows.append(_row(spec.name, resolved, sorted(defaults), spec) | {"defaults": defaults})
+    for alias, target in sorted(registry.aliases.items()):
+        try:
+            resolved = registry.resolve(alias)
+        except Exception as exc:
+            rows.append({"provider": alias, "target": target, "capabilities": [], "usable": False,
+                         "reason": str(exc), "fix": ""})
+            continue
+        capabilities = sorted(c.value for c in resolved.info.capabilities)
+        rows.append(_row(alias, resolved, capabilities, resolved.spec) | {"target": target})
+    for plugin, message in sorted(registry.failures.items()):
+        rows.append({"provider": f"{plugin} (plugin)", "capabilities": [], "usable": False,
+                     "reason": message, "fix": "reinstall or update the plugin package"})
+    return rows
+
+
+def _row(label: str, resolved: Resolved | None, capabilities: list[str],
+         spec: ProviderSpec) -> dict[str, Any]:
+    row: dict[str, Any] = {"provider": label, "capabilities": capabilities,
+                           "description": spec.description}
+    if resolved is None:
+        return row | {"usable": False, "reason": "registers no capability", "fix": ""}
+    try:
+        availability = resolved.availability()
+        row["local"] = resolved.info.local
+    except Exception as exc:  # a broken check is shown, not raised
+        availability = Availability.no(f"availability check failed: {exc}", "")
+    return row | {"usable": availability.ok, "reason": availability.reason,
+                  "fix": availability.fix}

@@ -1,0 +1,171 @@
+"""What a provider model receives: validated options plus prepared media.
+
+The public functions validate the caller's arguments into these models (a bad
+value is an :class:`InvalidInputError`), load images once, and hand each
+candidate provider a copy whose images went through that provider's ``prepare()``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ._errors import InvalidInputError
+from ._prepare import PreparedImage
+from ._video import VideoInput
+
+__all__ = [
+    "ClassifyRequest",
+    "EmbedRequest",
+    "GenerateRequest",
+    "Request",
+    "UnderstandRequest",
+    "validate_request",
+]
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+class Request(BaseModel):
+    """Fields every request has.
+
+    Attributes:
+        options: provider-specific extras; keys are checked against ``ModelInfo.options``.
+        timeout: seconds this attempt may take (from the routing policy); pass it to the SDK.
+        progress: show a progress bar for long local work (the CLI turns it on).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    options: dict[str, Any] = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+    progress: bool = False
+
+    first_class: ClassVar[dict[str, str]] = {}
+
+    def requested(self) -> set[str]:
+        """First-class parameters the caller set; each must be in ``ModelInfo.supports``."""
+        return {feature for name, feature in self.first_class.items()
+                if getattr(self, name) not in (None, False)}
+
+
+class GenerateRequest(Request):
+    """Text to image. ``None`` keeps the checkpoint's or API's own default."""
+
+    prompt: str = Field(min_length=1)
+    negative_prompt: str | None = None
+    width: int | None = Field(default=None, gt=0, le=16384)
+    height: int | None = Field(default=None, gt=0, le=16384)
+    steps: int | None = Field(default=None, gt=0, le=1000)
+    guidance: float | None = Field(default=None, ge=0)
+    seed: int | None = Field(default=None, ge=0)
+    n: int = Field(default=1, ge=1, le=16)
+    scheduler: str | None = None
+    image: PreparedImage | None = None
+    strength: float | None = Field(default=None, gt=0, le=1)
+    mask: PreparedImage | None = None
+    control_image: PreparedImage | None = None
+    control_type: str | None = None
+    control_scale: float | None = Field(default=None, ge=0)
+    reference_image: PreparedImage | None = None
+    reference_scale: float | None = Field(default=None, ge=0)
+
+    first_class: ClassVar[dict[str, str]] = {name: name for name in (
+        "negative_prompt", "width", "height", "steps", "guidance", "seed", "scheduler", "image",
+        "strength", "mask", "control_image", "control_type", "control_scale", "reference_image",
+        "reference_scale")}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_size(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("size") is not None:
+            data = dict(data)
+            size = data.pop("size")
+            match = _SIZE.match(str(size))
+            if not match:
+                raise ValueError(f"size must look like '1024x768', got {size!r}")
+            width, height = int(match[1]), int(match[2])
+            for key, value in (("width", width), ("height", height)):
+                if data.get(key) not in (None, value):
+                    raise ValueError(f"size={size!r} disagrees with {key}={data[key]}")
+                data[key] = value
+        elif isinstance(data, dict):
+            data.pop("size", None)
+        return data
+
+    @property
+    def size(self) -> str | None:
+        """``"WxH"`` when both sides are set."""
+        return f"{self.width}x{self.height}" if self.width and self.height else None
+
+    def requested(self) -> set[str]:
+        wanted = super().requested()
+        return wanted | {"n"} if self.n > 1 else wanted
+
+
+class UnderstandRequest(Request):
+    """Images or video plus text, to text."""
+
+    prompt: str = Field(min_length=1)
+    images: list[PreparedImage] = Field(default_factory=list)
+    video: VideoInput | None = None
+    frames: int | None = Field(default=None, ge=1, le=256)
+    system: str | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    response_schema: type[BaseModel] | None = None
+    stream: bool = False
+    detail: str | None = Field(default=None, pattern="^(low|high|auto)$")
+
+    first_class: ClassVar[dict[str, str]] = {
+        "video": "video", "system": "system", "max_tokens": "max_tokens",
+        "temperature": "temperature", "response_schema": "schema", "stream": "stream",
+        "detail": "detail"}
+
+
+class ClassifyRequest(Request):
+    """Images plus candidate labels, to scores (one result per image)."""
+
+    images: list[PreparedImage] = Field(default_factory=list)
+    labels: list[str] = Field(min_length=1)
+    multi_label: bool = False
+    template: str | None = None
+
+    first_class: ClassVar[dict[str, str]] = {"multi_label": "multi_label", "template": "template"}
+
+    @model_validator(mode="after")
+    def _check(self) -> ClassifyRequest:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be unique")
+        if any(not label.strip() for label in self.labels):
+            raise ValueError("labels must be non-empty strings")
+        if self.template is not None and "{}" not in self.template:
+            raise ValueError("template must contain '{}' where the label goes")
+        return self
+
+    def prompts(self) -> list[str]:
+        """Each label put into the template (default ``"a photo of a {}."``)."""
+        template = self.template or "a photo of a {}."
+        return [template.replace("{}", label) for label in self.labels]
+
+
+class EmbedRequest(Request):
+    """Images and/or texts, to unit vectors in one space."""
+
+    images: list[PreparedImage] = Field(default_factory=list)
+    texts: list[str] = Field(default_factory=list)
+
+
+def validate_request(cls: type[Request], **values: Any) -> Any:
+    """Build *cls* from caller arguments, turning validation errors into one clear message."""
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
+            for err in exc.errors(include_url=False)
+        )
+        raise InvalidInputError(f"Invalid {cls.__name__.removesuffix('Request').lower()} "
+                                f"arguments: {problems}.") from None

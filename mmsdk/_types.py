@@ -1,0 +1,192 @@
+"""Results every capability returns, and the metadata a provider declares.
+
+Results are pydantic models; images in them are ``PIL.Image.Image`` and
+vectors are numpy arrays.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Generic, Literal, TypeVar
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Attempt",
+    "Availability",
+    "Capability",
+    "ClassifyResult",
+    "EmbedResult",
+    "GenerateResult",
+    "MediaLimits",
+    "ModelInfo",
+    "Result",
+    "SentImage",
+    "UnderstandResult",
+    "Usage",
+]
+
+T = TypeVar("T")
+
+
+class Capability(str, enum.Enum):
+    """What a provider can do."""
+
+    GENERATE = "generate"
+    UNDERSTAND = "understand"
+    CLASSIFY = "classify"
+    EMBED = "embed"
+
+
+class MediaLimits(BaseModel):
+    """What a provider accepts for images; ``prepare()`` converts inputs to fit.
+
+    Attributes:
+        formats: accepted encodings, most preferred first (``"png"``,
+            ``"jpeg"``, ``"webp"``, ``"gif"``). Empty: the provider takes PIL
+            images in process and nothing is re-encoded.
+        max_long_edge: longest side in pixels; larger images are downscaled.
+        max_pixels: width * height cap; larger images are downscaled.
+        max_bytes: per-image byte cap, counted as ``count_bytes_as`` says.
+        count_bytes_as: ``"raw"`` or ``"base64"`` (Anthropic counts the base64 text).
+        max_images: images per request; more is a :class:`CapabilityError`.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    formats: tuple[str, ...] = ()
+    max_long_edge: int | None = None
+    max_pixels: int | None = None
+    max_bytes: int | None = None
+    count_bytes_as: Literal["raw", "base64"] = "raw"
+    max_images: int | None = None
+
+
+class ModelInfo(BaseModel):
+    """Capability metadata for one provider model; the router filters on it.
+
+    Attributes:
+        capabilities: what the model can do.
+        supports: first-class call parameters it honours (``"seed"``,
+            ``"negative_prompt"``, ``"control_image"``, ``"stream"``,
+            ``"schema"``, ``"video"``, ...). A set parameter missing here is a
+            :class:`CapabilityError`.
+        options: keys accepted in ``options={...}``; any other key is an
+            :class:`InvalidInputError`.
+        limits: image limits that ``prepare()`` applies.
+        max_n: most images one generate call can return.
+        local: whether every byte stays on this machine.
+        cost_hint: relative cost for ``order="cheapest"`` (lower is cheaper).
+        speed_hint: relative latency for ``order="fastest"`` (lower is faster).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    capabilities: frozenset[Capability]
+    supports: frozenset[str] = frozenset()
+    options: frozenset[str] = frozenset()
+    limits: MediaLimits = MediaLimits()
+    max_n: int = 1
+    local: bool = False
+    cost_hint: float = 1.0
+    speed_hint: float = 1.0
+
+
+class Availability(BaseModel):
+    """Whether a provider can run here, and if not, why and how to fix it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    reason: str = ""
+    fix: str = ""
+
+    @classmethod
+    def yes(cls) -> Availability:
+        return cls(ok=True)
+
+    @classmethod
+    def no(cls, reason: str, fix: str) -> Availability:
+        return cls(ok=False, reason=reason, fix=fix)
+
+
+class Usage(BaseModel):
+    """What a call consumed, where the provider reports it (else ``None``)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    images: int | None = None
+    cost_usd: float | None = None
+
+
+class Attempt(BaseModel):
+    """One call made (retries included) or one provider skipped by routing."""
+
+    provider: str
+    outcome: Literal["ok", "error", "skipped"]
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class SentImage(BaseModel):
+    """What ``prepare()`` actually sent for one input image."""
+
+    source: str
+    format: str | None
+    width: int
+    height: int
+    bytes: int | None = None
+    resized: bool = False
+
+
+class Result(BaseModel):
+    """Fields every result has. Routing fills ``provider``, ``attempts`` and ``elapsed``."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    provider: str = ""
+    model: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    attempts: list[Attempt] = Field(default_factory=list)
+    elapsed: float = 0.0
+    warnings: list[str] = Field(default_factory=list)
+    sent: list[SentImage] = Field(default_factory=list)
+
+
+class GenerateResult(Result):
+    """Images made by :func:`mmsdk.generate`."""
+
+    images: list[Image.Image]
+    revised_prompt: str | None = None
+    seed: int | None = None
+
+
+class UnderstandResult(Result, Generic[T]):
+    """The answer of :func:`mmsdk.understand`. ``data`` holds the validated schema object."""
+
+    text: str
+    data: Any = None
+    finish_reason: str | None = None
+
+
+class ClassifyResult(Result):
+    """Scores per label, best first in :attr:`ranked`."""
+
+    scores: dict[str, float]
+
+    @property
+    def ranked(self) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda item: item[1], reverse=True)
+
+    @property
+    def top(self) -> tuple[str, float]:
+        return self.ranked[0]
+
+
+class EmbedResult(Result):
+    """Unit-normalised vectors of shape ``(n, d)`` in input order."""
+
+    image_vectors: np.ndarray | None = None
+    text_vectors: np.ndarray | None = None

@@ -1,0 +1,86 @@
+"""What a plugin author imports: the only mmsdk module a plugin needs.
+
+A plugin is a distribution with an entry point in the ``mmsdk`` group that
+points at a module defining :data:`hookimpl` functions::
+
+    # pyproject.toml
+    [project.entry-points.mmsdk]
+    acme = "mmsdk_acme"
+
+    # mmsdk_acme.py
+    from mmsdk.plugin import Capability, ModelInfo, ProviderSpec, Understand, hookimpl
+
+    class AcmeModel(Understand):
+        def understand(self, request):
+            ...
+
+    @hookimpl
+    def register_providers(register):
+        register(ProviderSpec(
+            name="acme",
+            factory=lambda model: AcmeModel(f"acme:{model}", describe(model)),
+            describe=describe,
+            default_models={Capability.UNDERSTAND: "acme-vision-1"},
+        ))
+
+Keep registration cheap: import SDKs, torch and models inside the factory.
+"""
+
+from ._errors import (
+    AllProvidersFailedError,
+    AuthenticationError,
+    CapabilityError,
+    ContentPolicyError,
+    InvalidInputError,
+    MMSDKError,
+    OutputValidationError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderServerError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    RateLimitError,
+    UnknownProviderError,
+)
+from ._hookspecs import hookimpl
+from ._model import Classify, Embed, Generate, Model, StreamEvent, Understand
+from ._plugin_helpers import (
+    classification_prompt,
+    classification_schema,
+    error_for_status,
+    error_for_transport,
+    first_env,
+    missing_packages,
+    parse_retry_after,
+    scores_from_answer,
+)
+from ._prepare import PreparedImage
+from ._redact import add_secret, redact
+from ._registry import ProviderSpec
+from ._requests import ClassifyRequest, EmbedRequest, GenerateRequest, Request, UnderstandRequest
+from ._types import (
+    Availability,
+    Capability,
+    ClassifyResult,
+    EmbedResult,
+    GenerateResult,
+    MediaLimits,
+    ModelInfo,
+    UnderstandResult,
+    Usage,
+)
+from ._video import VideoInput
+
+__all__ = [
+    "AllProvidersFailedError", "AuthenticationError", "Availability", "Capability",
+    "CapabilityError", "Classify", "ClassifyRequest", "ClassifyResult", "ContentPolicyError",
+    "Embed", "EmbedRequest", "EmbedResult", "Generate", "GenerateRequest", "GenerateResult",
+    "InvalidInputError", "MMSDKError", "MediaLimits", "Model", "ModelInfo",
+    "OutputValidationError", "PreparedImage", "ProviderConnectionError", "ProviderError",
+    "ProviderServerError", "ProviderSpec", "ProviderTimeoutError", "ProviderUnavailableError",
+    "RateLimitError", "Request", "StreamEvent", "Understand", "UnderstandRequest",
+    "UnderstandResult", "UnknownProviderError", "Usage", "VideoInput", "add_secret",
+    "classification_prompt", "classification_schema", "error_for_status", "error_for_transport",
+    "first_env", "hookimpl", "missing_packages", "parse_retry_after", "redact",
+    "scores_from_answer",
+]

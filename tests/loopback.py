@@ -1,0 +1,183 @@
+"""A loopback HTTP server that cloud-plugin tests script reply by reply.
+
+Each test queues :class:`Reply` objects; the server answers requests in order
+(the last reply repeats when the queue runs dry only if ``repeat=True``) and
+records every request it received, so tests assert on what reached the wire.
+Faults: any status with any headers, SSE streams (optionally stalling or
+dropping mid-stream), hangs past the client's timeout, dropped connections and
+malformed bodies. Only 127.0.0.1 is ever bound.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """One scripted answer.
+
+    Attributes:
+        status: HTTP status.
+        body: a dict/list (sent as JSON), ``bytes``/``str`` (sent raw), or ``None``.
+        headers: extra response headers.
+        events: SSE events; each a dict (``data:`` JSON line), a ``(event, data)``
+            pair, or a raw ``str`` written as is. Sent instead of ``body``.
+        hang: seconds to sleep before answering (past the client's timeout).
+        drop: close the connection without answering.
+        drop_after_events: close the connection after this many SSE events.
+        stall_after_events: sleep ``hang`` seconds after this many SSE events.
+        match: only answer requests whose path contains this (else skip ahead).
+    """
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    events: list[Any] | None = None
+    hang: float = 0.0
+    drop: bool = False
+    drop_after_events: int | None = None
+    stall_after_events: int | None = None
+    content_type: str | None = None
+
+
+@dataclass
+class Received:
+    """A request as it reached the server."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class LoopbackServer:
+    """A scripted HTTP server on 127.0.0.1 (use as a context manager)."""
+
+    def __init__(self) -> None:
+        self.replies: list[Reply] = []
+        self.default: Reply | Callable[[Received], Reply] | None = None
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def queue(self, *replies: Reply) -> None:
+        with self._lock:
+            self.replies.extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.replies.clear()
+            self.received.clear()
+            self.default = None
+
+    def _next(self, request: Received) -> Reply:
+        with self._lock:
+            self.received.append(request)
+            if self.replies:
+                return self.replies.pop(0)
+        if callable(self.default):
+            return self.default(request)
+        if self.default is not None:
+            return self.default
+        return Reply(status=599, body={"error": "loopback server: no reply queued"})
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Received(self.command, self.path, dict(self.headers.items()), body)
+                reply = server._next(request)
+                if reply.hang:
+                    time.sleep(reply.hang)
+                if reply.drop:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if reply.events is not None:
+                    self._stream(reply)
+                else:
+                    self._plain(reply)
+
+            def _plain(self, reply: Reply) -> None:
+                if isinstance(reply.body, (dict, list)):
+                    payload = json.dumps(reply.body).encode()
+                    content_type = "application/json"
+                elif isinstance(reply.body, str):
+                    payload, content_type = reply.body.encode(), "application/json"
+                else:
+                    payload, content_type = reply.body or b"", "application/octet-stream"
+                self.send_response(reply.status)
+                self.send_header("content-type", reply.content_type or content_type)
+                self.send_header("content-length", str(len(payload)))
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _stream(self, reply: Reply) -> None:
+                self.send_response(reply.status)
+                self.send_header("content-type", reply.content_type or "text/event-stream")
+                self.send_header("cache-control", "no-cache")
+                self.send_header("connection", "close")
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.close_connection = True
+                for index, chunk in enumerate(_sse(reply.events or [])):
+                    if reply.drop_after_events is not None and index >= reply.drop_after_events:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
+                    if reply.stall_after_events is not None and \
+                            index == reply.stall_after_events:
+                        time.sleep(reply.hang or 5)
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        return Handler
+
+
+def _sse(events: list[Any]) -> Iterator[bytes]:
+    for event in events:
+        if isinstance(event, str):
+            yield event.encode()
+        elif isinstance(event, tuple):
+            name, data = event
+            yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        else:
+            yield f"data: {json.dumps(event)}\n\n".encode()
