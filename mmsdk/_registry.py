@@ -24,7 +24,8 @@ from ._errors import CapabilityError, UnknownProviderError
 from ._model import Model
 from ._types import Availability, Capability, ModelInfo
 
-__all__ = ["ProviderSpec", "Registry", "Resolved", "get_registry"]
+__all__ = ["ProviderSpec", "Registry", "Resolved", "get_registry", "register_plugin",
+           "unregister_plugin"]
 
 logger = logging.getLogger("mmsdk")
 
@@ -255,6 +256,16 @@ def get_registry() -> Registry:
                 registry.load_entry_points()
                 _registry = registry
     return _registry
+
+
+def register_plugin(plugin: object, name: str) -> None:
+    """Register a plugin object at run time, exactly as an entry point would be."""
+    get_registry().add_plugin(plugin, name)
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin registered with :func:`register_plugin` (or by entry point)."""
+    get_registry().remove_plugin(name)
 
 
 def describe_all(registry: Registry) -> list[dict[str, Any]]:

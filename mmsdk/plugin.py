@@ -56,7 +56,7 @@ from ._plugin_helpers import (
 )
 from ._prepare import PreparedImage
 from ._redact import add_secret, redact
-from ._registry import ProviderSpec
+from ._registry import ProviderSpec, register_plugin, unregister_plugin
 from ._requests import ClassifyRequest, EmbedRequest, GenerateRequest, Request, UnderstandRequest
 from ._types import (
     Availability,
@@ -82,5 +82,5 @@ __all__ = [
     "UnderstandResult", "UnknownProviderError", "Usage", "VideoInput", "add_secret",
     "classification_prompt", "classification_schema", "error_for_status", "error_for_transport",
     "first_env", "hookimpl", "missing_packages", "parse_retry_after", "redact",
-    "scores_from_answer",
+    "register_plugin", "scores_from_answer", "unregister_plugin",
 ]
