@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Union
 
 from pydantic import BaseModel
@@ -92,15 +93,21 @@ class Router:
         return sorted(resolved, key=key) if key else resolved
 
     # -- execution -----------------------------------------------------------
-    def _run(self, job: Job, *, streaming: bool = False) -> Any:
-        candidates = self.candidates(job.capability)
+    # Provider strings are resolved before any input is read: an unknown name
+    # fails at once, before a URL is fetched or a video decoded.
+    def _run(self, capability: Capability, build: Callable[[], Job], *,
+             streaming: bool = False) -> Any:
+        candidates = self.candidates(capability)
+        job = build()
         if self._slots is None:
             return execute(job, candidates, self.policy, self.registry, streaming=streaming)
         with self._slots:
             return execute(job, candidates, self.policy, self.registry, streaming=streaming)
 
-    async def _arun(self, job: Job, *, streaming: bool = False) -> Any:
-        candidates = self.candidates(job.capability)
+    async def _arun(self, capability: Capability, build: Callable[[], Job], *,
+                    streaming: bool = False) -> Any:
+        candidates = self.candidates(capability)
+        job = build()
         if self.policy.max_concurrency is None:
             return await aexecute(job, candidates, self.policy, self.registry, streaming=streaming)
         if self._aslots is None:
@@ -108,45 +115,46 @@ class Router:
         async with self._aslots:
             return await aexecute(job, candidates, self.policy, self.registry, streaming=streaming)
 
-    # -- generate ------------------------------------------------------------
+    # -- the four capabilities, sync and async ---------------------------------
     def generate(self, prompt: str, **kwargs: Any) -> GenerateResult:
         """Text (plus optional images) to images. See :func:`mmsdk.generate`."""
-        return self._run(_generate_job(prompt, **kwargs))  # type: ignore[no-any-return]
+        build = partial(_generate_job, prompt, **kwargs)
+        return self._run(Capability.GENERATE, build)  # type: ignore[no-any-return]
 
     async def agenerate(self, prompt: str, **kwargs: Any) -> GenerateResult:
-        return await self._arun(_generate_job(prompt, **kwargs))  # type: ignore[no-any-return]
+        build = partial(_generate_job, prompt, **kwargs)
+        return await self._arun(Capability.GENERATE, build)  # type: ignore[no-any-return]
 
-    # -- understand ----------------------------------------------------------
     def understand(self, prompt: str, **kwargs: Any) -> Any:
         """Images or video plus text, to text. See :func:`mmsdk.understand`."""
-        job = _understand_job(prompt, **kwargs)
-        if job.request.stream:  # type: ignore[attr-defined]
-            return TextStream(self._run(job, streaming=True))
-        return self._run(job)
+        build = partial(_understand_job, prompt, **kwargs)
+        if kwargs.get("stream"):
+            return TextStream(self._run(Capability.UNDERSTAND, build, streaming=True))
+        return self._run(Capability.UNDERSTAND, build)
 
     async def aunderstand(self, prompt: str, **kwargs: Any) -> Any:
-        job = _understand_job(prompt, **kwargs)
-        if job.request.stream:  # type: ignore[attr-defined]
-            return AsyncTextStream(await self._arun(job, streaming=True))
-        return await self._arun(job)
+        build = partial(_understand_job, prompt, **kwargs)
+        if kwargs.get("stream"):
+            return AsyncTextStream(await self._arun(Capability.UNDERSTAND, build, streaming=True))
+        return await self._arun(Capability.UNDERSTAND, build)
 
-    # -- classify --------------------------------------------------------------
     def classify(self, image: Any, labels: Sequence[str], **kwargs: Any) -> Any:
         """Zero-shot scores. See :func:`mmsdk.classify`."""
-        job = _classify_job(image, labels, **kwargs)
-        return _one_or_many(image, self._run(job))
+        build = partial(_classify_job, image, labels, **kwargs)
+        return _one_or_many(image, self._run(Capability.CLASSIFY, build))
 
     async def aclassify(self, image: Any, labels: Sequence[str], **kwargs: Any) -> Any:
-        job = _classify_job(image, labels, **kwargs)
-        return _one_or_many(image, await self._arun(job))
+        build = partial(_classify_job, image, labels, **kwargs)
+        return _one_or_many(image, await self._arun(Capability.CLASSIFY, build))
 
-    # -- embed -----------------------------------------------------------------
     def embed(self, **kwargs: Any) -> EmbedResult:
         """Vectors for images and texts. See :func:`mmsdk.embed`."""
-        return self._run(_embed_job(**kwargs))  # type: ignore[no-any-return]
+        build = partial(_embed_job, **kwargs)
+        return self._run(Capability.EMBED, build)  # type: ignore[no-any-return]
 
     async def aembed(self, **kwargs: Any) -> EmbedResult:
-        return await self._arun(_embed_job(**kwargs))  # type: ignore[no-any-return]
+        build = partial(_embed_job, **kwargs)
+        return await self._arun(Capability.EMBED, build)  # type: ignore[no-any-return]
 
 
 # -- building jobs ---------------------------------------------------------------

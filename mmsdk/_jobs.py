@@ -151,25 +151,25 @@ def check_model(model: Model, capability: Capability, provider: str) -> None:
 def call(model: Model, capability: Capability, request: Request) -> Any:
     """Run the capability's sync method; returns a result or a list of results."""
     if capability is Capability.GENERATE:
-        return model.generate(request)  # type: ignore[attr-defined,arg-type]
+        return model.generate(request)  # type: ignore[attr-defined]
     if capability is Capability.UNDERSTAND:
-        result = model.understand(request)  # type: ignore[attr-defined,arg-type]
+        result = model.understand(request)  # type: ignore[attr-defined]
         return validate_structured(result, request, model.provider)  # type: ignore[arg-type]
     if capability is Capability.CLASSIFY:
-        return model.classify(request)  # type: ignore[attr-defined,arg-type]
-    return model.embed(request)  # type: ignore[attr-defined,arg-type]
+        return model.classify(request)  # type: ignore[attr-defined]
+    return model.embed(request)  # type: ignore[attr-defined]
 
 
 async def acall(model: Model, capability: Capability, request: Request) -> Any:
     """Async twin of :func:`call`."""
     if capability is Capability.GENERATE:
-        return await model.agenerate(request)  # type: ignore[attr-defined,arg-type]
+        return await model.agenerate(request)  # type: ignore[attr-defined]
     if capability is Capability.UNDERSTAND:
-        result = await model.aunderstand(request)  # type: ignore[attr-defined,arg-type]
+        result = await model.aunderstand(request)  # type: ignore[attr-defined]
         return validate_structured(result, request, model.provider)  # type: ignore[arg-type]
     if capability is Capability.CLASSIFY:
-        return await model.aclassify(request)  # type: ignore[attr-defined,arg-type]
-    return await model.aembed(request)  # type: ignore[attr-defined,arg-type]
+        return await model.aclassify(request)  # type: ignore[attr-defined]
+    return await model.aembed(request)  # type: ignore[attr-defined]
 
 
 def stream(model: Model, request: UnderstandRequest) -> Iterator[StreamEvent]:

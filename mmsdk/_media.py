@@ -25,7 +25,7 @@ from ._settings import Settings, get_settings
 
 __all__ = ["ImageSource", "LoadedImage", "load_image", "load_images"]
 
-ImageSource = Union[str, os.PathLike[str], bytes, bytearray, Image.Image, np.ndarray]
+ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image, np.ndarray]
 
 
 @dataclass(frozen=True)

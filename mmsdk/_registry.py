@@ -154,9 +154,9 @@ class Registry:
                 raise TypeError(f"register() takes a ProviderSpec, got {type(spec).__name__}")
             key = f"provider:{spec.name}"
             if spec.name in self.specs or ":" in spec.name:
-                owner = self.owners.get(key, "?")
-                self._fail(plugin, f"provider name {spec.name!r} rejected: "
-                                   f"{'invalid name' if ':' in spec.name else f'already registered by plugin {owner!r}'}")
+                why = "it contains ':'" if ":" in spec.name else \
+                    f"already registered by plugin {self.owners.get(key, '?')!r}"
+                self._fail(plugin, f"provider name {spec.name!r} rejected: {why}")
                 return
             self.specs[spec.name] = spec
             self.owners[key] = plugin

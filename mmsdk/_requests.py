@@ -25,7 +25,7 @@ __all__ = [
     "validate_request",
 ]
 
-_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
 class Request(BaseModel):

@@ -155,11 +155,11 @@ class _Run:
             return None
         if attempt >= self.policy.retries:
             return None
-        delay = self.policy.backoff * (2 ** attempt)
+        delay: float = self.policy.backoff * 2.0 ** attempt
         if isinstance(error, RateLimitError) and error.retry_after is not None:
             if error.retry_after > self.policy.max_retry_after:
                 return None
-            delay = error.retry_after
+            delay = float(error.retry_after)
         remaining = self.remaining()
         if remaining is not None and delay >= remaining:
             return None

@@ -7,7 +7,7 @@ vectors are numpy arrays.
 from __future__ import annotations
 
 import enum
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -27,9 +27,6 @@ __all__ = [
     "UnderstandResult",
     "Usage",
 ]
-
-T = TypeVar("T")
-
 
 class Capability(str, enum.Enum):
     """What a provider can do."""
@@ -163,7 +160,7 @@ class GenerateResult(Result):
     seed: int | None = None
 
 
-class UnderstandResult(Result, Generic[T]):
+class UnderstandResult(Result):
     """The answer of :func:`mmsdk.understand`. ``data`` holds the validated schema object."""
 
     text: str

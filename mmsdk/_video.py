@@ -66,10 +66,10 @@ def sample_frames(video: VideoInput, count: int) -> list[LoadedImage]:
             total = container.streams.video[0].frames
             if total > 0:  # known length: keep only the frames we want
                 wanted = _spread(total, count)
-                picked = [frame.to_image() for index, frame in
+                picked = [frame.to_image() for index, frame in  # type: ignore[no-untyped-call]
                           enumerate(container.decode(video=0)) if index in wanted]
             else:
-                decoded = [frame.to_image() for frame in container.decode(video=0)]
+                decoded = [frame.to_image() for frame in container.decode(video=0)]  # type: ignore[no-untyped-call]
                 picked = [decoded[i] for i in sorted(_spread(len(decoded), count))]
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
         raise InvalidInputError(f"video ({video.path}): cannot be decoded ({exc}).") from None

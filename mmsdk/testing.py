@@ -60,7 +60,8 @@ def _digest(*parts: Any) -> bytes:
 
 
 def _pixels(image: Any) -> bytes:
-    return image.image.tobytes() if image.data is None else image.data
+    data: bytes = image.image.tobytes() if image.data is None else image.data
+    return data
 
 
 class TestProvider:
@@ -216,7 +217,7 @@ class _TestModel(Generate, Understand, Classify, Embed):
             else:
                 scores = np.exp(raw - raw.max())
                 scores = scores / scores.sum()
-            results.append(ClassifyResult(scores=dict(zip(request.labels, map(float, scores)))))
+            results.append(ClassifyResult(scores=dict(zip(request.labels, map(float, scores), strict=True))))
         return results
 
     def embed(self, request: EmbedRequest) -> EmbedResult:
@@ -227,7 +228,8 @@ class _TestModel(Generate, Understand, Classify, Embed):
                 return None
             raw = np.array([np.frombuffer(_digest(item)[:EMBED_DIM], np.uint8) for item in items],
                            dtype=np.float32) - 127.5
-            return raw / np.linalg.norm(raw, axis=1, keepdims=True)
+            normalised: np.ndarray = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+            return normalised
 
         return EmbedResult(image_vectors=vectors([_pixels(i) for i in request.images]),
                            text_vectors=vectors([t.encode() for t in request.texts]))
