@@ -94,10 +94,14 @@ class Job:
             raise Skip(error_type(
                 f"{provider} does not know option(s) {sorted(unknown)}; accepted options: "
                 f"{accepted}.", provider=provider))
-        requested = self.request.requested()
+        requested = self.request.requested() | {
+            self.request.first_class[name] for name, loaded in self.media.items()
+            if loaded and name in self.request.first_class}
         native_video = "video" in info.supports
-        if self.video is not None and not native_video:
-            requested.discard("video")
+        if self.video is not None:
+            requested.add("video")
+            if not native_video:
+                requested.discard("video")
         if self.capability is Capability.GENERATE and "n" in requested and \
                 getattr(self.request, "n", 1) <= info.max_n:
             requested.discard("n")
@@ -136,8 +140,8 @@ class Job:
                 updates[name] = prepared if is_list else (prepared[0] if prepared else None)
         except CapabilityError as exc:
             raise Skip(exc) from None
-        if self.video is not None and not native_video:
-            updates["video"] = None
+        if self.video is not None:
+            updates["video"] = self.video if native_video else None
         request = self.request.model_copy(update=updates)
         return Bound(resolved, request, warnings, sent)
 

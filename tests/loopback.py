@@ -34,7 +34,8 @@ class Reply:
         drop: close the connection without answering.
         drop_after_events: close the connection after this many SSE events.
         stall_after_events: sleep ``hang`` seconds after this many SSE events.
-        match: only answer requests whose path contains this (else skip ahead).
+        content_type: overrides the content type.
+        chunked: send ``body`` with chunked transfer encoding (no content-length).
     """
 
     status: int = 200
@@ -46,6 +47,7 @@ class Reply:
     drop_after_events: int | None = None
     stall_after_events: int | None = None
     content_type: str | None = None
+    chunked: bool = False
 
 
 @dataclass
@@ -71,7 +73,8 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     @property
     def url(self) -> str:
@@ -142,11 +145,20 @@ class LoopbackServer:
                     payload, content_type = reply.body or b"", "application/octet-stream"
                 self.send_response(reply.status)
                 self.send_header("content-type", reply.content_type or content_type)
-                self.send_header("content-length", str(len(payload)))
+                if reply.chunked:
+                    self.send_header("transfer-encoding", "chunked")
+                else:
+                    self.send_header("content-length", str(len(payload)))
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if not reply.chunked:
+                    self.wfile.write(payload)
+                    return
+                for start in range(0, len(payload), 4096):
+                    piece = payload[start:start + 4096]
+                    self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
 
             def _stream(self, reply: Reply) -> None:
                 self.send_response(reply.status)

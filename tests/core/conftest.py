@@ -1,0 +1,22 @@
+"""Fixtures for the core tests: sample images and a registered test provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+from sample_images import encode
+
+from mmsdk.testing import TestProvider
+
+
+@pytest.fixture
+def png_bytes() -> bytes:
+    return encode(Image.new("RGB", (40, 30), (200, 10, 10)))
+
+
+@pytest.fixture
+def fake() -> Iterator[TestProvider]:
+    with TestProvider("fake") as provider:
+        yield provider

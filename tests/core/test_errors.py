@@ -1,0 +1,107 @@
+"""One error tree; no key ever shows in a message, a repr or a log line."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import mmsdk
+from mmsdk._redact import redact
+from mmsdk.plugin import error_for_status, error_for_transport, parse_retry_after
+from mmsdk.testing import TestProvider
+
+PLANTED = "sk-proj-PLANTEDsecretKEY0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [mmsdk.InvalidInputError, mmsdk.UnknownProviderError, mmsdk.CapabilityError,
+     mmsdk.ProviderUnavailableError, mmsdk.ProviderError, mmsdk.RateLimitError,
+     mmsdk.ProviderTimeoutError, mmsdk.ProviderConnectionError, mmsdk.ProviderServerError,
+     mmsdk.AuthenticationError, mmsdk.ContentPolicyError, mmsdk.OutputValidationError],
+)
+def test_every_error_is_an_mmsdk_error_and_is_documented(cls: type[Exception]) -> None:
+    assert issubclass(cls, mmsdk.MMSDKError)
+    import mmsdk._errors as errors
+
+    assert cls.__name__ in (errors.__doc__ or "")
+
+
+def test_transient_flags() -> None:
+    transient = {c for c in (mmsdk.RateLimitError, mmsdk.ProviderTimeoutError,
+                             mmsdk.ProviderConnectionError, mmsdk.ProviderServerError)}
+    for cls in (*transient, mmsdk.AuthenticationError, mmsdk.ContentPolicyError,
+                mmsdk.ProviderError):
+        assert cls.transient is (cls in transient)
+
+
+def test_planted_key_never_appears(monkeypatch: pytest.MonkeyPatch,
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "acme-secret-value-42")
+    error = mmsdk.AuthenticationError(f"key {PLANTED} rejected; acme-secret-value-42 too",
+                                      provider="x")
+    for text in (str(error), repr(error), error.message):
+        assert PLANTED not in text and "acme-secret-value-42" not in text
+        assert "[REDACTED]" in text
+    with TestProvider("leaky", failures=[mmsdk.ProviderError(f"echoing {PLANTED}")]), \
+            caplog.at_level(logging.DEBUG), pytest.raises(mmsdk.ProviderError) as info:
+        mmsdk.understand("hi", provider="leaky:m")
+    assert PLANTED not in str(info.value.attempts) and PLANTED not in caplog.text
+
+
+def test_unexpected_plugin_exceptions_are_redacted_too() -> None:
+    with TestProvider("leaky", failures=[RuntimeError(f"Authorization: Bearer {PLANTED}")]), \
+            pytest.raises(mmsdk.ProviderError) as info:
+        mmsdk.understand("hi", provider="leaky:m")
+    assert PLANTED not in str(info.value)
+    assert "failed unexpectedly: RuntimeError" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["sk-ant-api03-abcdefghijklmnop", "AIzaSyA1234567890abcdefghijklmno", "hf_abcdefghijklmnopqrstuv"],
+    ids=["anthropic", "google", "huggingface"],
+)
+def test_key_shapes_are_redacted_even_when_unknown(secret: str) -> None:
+    assert secret not in redact(f"request failed with {secret}")
+
+
+def test_unavailable_error_carries_the_fix() -> None:
+    error = mmsdk.ProviderUnavailableError("openai is unavailable.", fix="export OPENAI_API_KEY=...")
+    assert error.fix == "export OPENAI_API_KEY=..." and "Fix: export" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(429, mmsdk.RateLimitError), (401, mmsdk.AuthenticationError),
+     (403, mmsdk.AuthenticationError), (408, mmsdk.ProviderTimeoutError),
+     (500, mmsdk.ProviderServerError), (529, mmsdk.ProviderServerError),
+     (400, mmsdk.ProviderError)],
+)
+def test_status_mapping(status: int, expected: type[mmsdk.ProviderError]) -> None:
+    error = error_for_status(status, "boom", provider="p:m", retry_after=2.0)
+    assert type(error) is expected and error.status == status
+    assert error_for_status(400, "nope", provider="p:m", policy=True).__class__ is \
+        mmsdk.ContentPolicyError
+
+
+def test_retry_after_parsing() -> None:
+    assert parse_retry_after({"Retry-After": "7"}) == 7.0
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+    assert parse_retry_after({}) is None and parse_retry_after(None) is None
+
+
+def test_transport_mapping() -> None:
+    import json
+
+    import httpx
+
+    assert isinstance(error_for_transport(httpx.ReadTimeout("slow"), provider="p"),
+                      mmsdk.ProviderTimeoutError)
+    assert isinstance(error_for_transport(httpx.RemoteProtocolError("gone"), provider="p"),
+                      mmsdk.ProviderConnectionError)
+    assert isinstance(error_for_transport(json.JSONDecodeError("x", "{", 0), provider="p"),
+                      mmsdk.ProviderServerError)
+    assert error_for_transport(KeyError("x"), provider="p") is None

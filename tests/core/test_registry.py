@@ -1,0 +1,164 @@
+"""Plugins load through entry points; broken ones are recorded, never fatal."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import mmsdk
+from mmsdk._registry import PluginWarning, Registry, describe_all
+
+GOOD = '''
+from mmsdk.plugin import Capability, ModelInfo, ProviderSpec, Understand, UnderstandResult, hookimpl
+
+INFO = ModelInfo(capabilities=frozenset({Capability.UNDERSTAND}))
+
+class Shout(Understand):
+    def understand(self, request):
+        return UnderstandResult(text=request.prompt.upper())
+
+@hookimpl
+def register_providers(register):
+    register(ProviderSpec(name="shout", factory=lambda m: Shout(f"shout:{m}", INFO),
+                          describe=lambda m: INFO,
+                          default_models={Capability.UNDERSTAND: "loud"},
+                          retired={"whisper": "Use shout:loud instead."}))
+
+@hookimpl
+def register_aliases(register):
+    register("local:shouty", "shout:loud")
+'''
+
+BROKEN_IMPORT = "raise ImportError('needs a package that is not installed')\n"
+
+DUPLICATE = GOOD.replace("register_aliases", "unused_name")
+
+FAILING_HOOK = '''
+from mmsdk.plugin import hookimpl
+
+@hookimpl
+def register_providers(register):
+    raise RuntimeError("boom")
+'''
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in ("plug_good", "plug_broken", "plug_dup", "plug_hook"):
+        sys.modules.pop(name, None)
+
+
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch, plugin_dir: Path,
+                      plugins: dict[str, tuple[str, str]]) -> None:
+    """Write each plugin module and make importlib.metadata report it in group 'mmsdk'."""
+    points = []
+    for name, (module, source) in plugins.items():
+        (plugin_dir / f"{module}.py").write_text(textwrap.dedent(source))
+        points.append(importlib.metadata.EntryPoint(name=name, value=module, group="mmsdk"))
+
+    def entry_points(**params: str) -> list[importlib.metadata.EntryPoint]:
+        return points if params.get("group") == "mmsdk" else []
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+
+def load(monkeypatch: pytest.MonkeyPatch, plugin_dir: Path,
+         plugins: dict[str, tuple[str, str]]) -> Registry:
+    fake_entry_points(monkeypatch, plugin_dir, plugins)
+    registry = Registry()
+    registry.load_entry_points()
+    return registry
+
+
+def test_entry_point_plugin_is_called_by_provider_string(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    registry = load(monkeypatch, plugin_dir, {"shout": ("plug_good", GOOD)})
+    router = mmsdk.Router("shout:loud", registry=registry)
+    assert router.understand("hello").text == "HELLO"
+    assert mmsdk.Router("shout", registry=registry).understand("bare").provider == "shout:loud"
+    assert mmsdk.Router("local:shouty", registry=registry).understand("alias").text == "ALIAS"
+
+
+def test_broken_plugins_are_recorded_and_the_rest_still_work(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    with pytest.warns(PluginWarning) as warned:
+        registry = load(monkeypatch, plugin_dir, {
+            "broken": ("plug_broken", BROKEN_IMPORT),
+            "hooky": ("plug_hook", FAILING_HOOK),
+            "shout": ("plug_good", GOOD),
+        })
+    assert len(warned) == 2
+    assert "ImportError: needs a package" in registry.failures["broken"]
+    assert "RuntimeError: boom" in registry.failures["hooky"]
+    assert mmsdk.Router("shout:loud", registry=registry).understand("ok").text == "OK"
+    rows = {row["provider"]: row for row in describe_all(registry)}
+    assert rows["broken (plugin)"]["usable"] is False
+    assert rows["shout"]["usable"] is True
+
+
+def test_duplicate_provider_name_is_rejected_loudly(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    with pytest.warns(PluginWarning, match="'shout' rejected: already registered by plugin 'a'"):
+        registry = load(monkeypatch, plugin_dir, {"a": ("plug_good", GOOD),
+                                                  "b": ("plug_dup", DUPLICATE)})
+    assert registry.owners["provider:shout"] == "a"
+    assert "already registered" in registry.failures["b"]
+
+
+def test_loading_is_lazy_and_happens_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmsdk._registry as registry_module
+
+    calls = []
+    monkeypatch.setattr(registry_module, "_registry", None)
+    monkeypatch.setattr(Registry, "load_entry_points",
+                        lambda self, group="mmsdk": calls.append(group))
+    first = registry_module.get_registry()
+    assert registry_module.get_registry() is first
+    assert calls == ["mmsdk"]
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [("shoot:loud", "shout"), ("local:shoty", "local:shouty"), ("shuot", "shout")],
+    ids=["typo-plugin", "typo-alias", "typo-bare"],
+)
+def test_unknown_provider_suggests_close_matches(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path, text: str, suggestion: str) -> None:
+    registry = load(monkeypatch, plugin_dir, {"shout": ("plug_good", GOOD)})
+    with pytest.raises(mmsdk.UnknownProviderError, match="Did you mean") as info:
+        registry.resolve(text)
+    assert suggestion in info.value.suggestions
+
+
+def test_retired_model_names_its_successor_before_any_call(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    registry = load(monkeypatch, plugin_dir, {"shout": ("plug_good", GOOD)})
+    with pytest.raises(mmsdk.UnknownProviderError, match="retired. Use shout:loud"):
+        mmsdk.Router("shout:whisper", registry=registry).understand("hi")
+    assert registry._models == {}
+
+
+def test_bare_name_without_that_capability(monkeypatch: pytest.MonkeyPatch,
+                                           plugin_dir: Path) -> None:
+    registry = load(monkeypatch, plugin_dir, {"shout": ("plug_good", GOOD)})
+    with pytest.raises(mmsdk.CapabilityError, match="no default model for generate"):
+        mmsdk.Router("shout", registry=registry).generate("a cat")
+
+
+def test_model_objects_are_created_once_and_unloaded(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    registry = load(monkeypatch, plugin_dir, {"shout": ("plug_good", GOOD)})
+    router = mmsdk.Router("shout:loud", registry=registry)
+    router.understand("one")
+    first = registry._models["shout:loud"]
+    router.understand("two")
+    assert registry._models["shout:loud"] is first
+    registry.unload("shout")
+    assert registry._models == {}
