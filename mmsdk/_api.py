@@ -11,7 +11,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
-from ._errors import InvalidInputError
+from ._errors import InvalidInputError, MMSDKError, ProviderUnavailableError
 from ._jobs import Job
 from ._media import load_images
 from ._policy import Policy
@@ -36,7 +36,7 @@ __all__ = [
 
 ProviderArg = Union[str, Sequence[str], "Router", None]
 
-_ORDER_KEYS = {
+_ORDER_KEYS: dict[str, Callable[[Resolved], Any]] = {
     "local_first": lambda r: not r.info.local,
     "cloud_first": lambda r: r.info.local,
     "cheapest": lambda r: r.info.cost_hint,
@@ -80,17 +80,29 @@ class Router:
     def registry(self) -> Registry:
         return self._registry or get_registry()
 
-    def candidates(self, capability: Capability) -> list[Resolved]:
-        """The providers this router would try for *capability*, in order."""
+    def candidates(self, capability: Capability) -> list[Resolved | ProviderUnavailableError]:
+        """The providers this router would try for *capability*, in order.
+
+        A provider whose plugin is not installed comes back as the
+        :class:`ProviderUnavailableError` routing records when it skips it.
+        """
         names = self.providers
         if names is None:
             configured = os.environ.get("MMSDK_DEFAULT_PROVIDER")
             names = [n.strip() for n in configured.split(",") if n.strip()] if configured \
                 else list(get_settings().default_providers.get(capability.value, ())) \
                 or self.registry.default_route(capability)
-        resolved = [self.registry.resolve(name, capability) for name in names]
+        resolved: list[Resolved | ProviderUnavailableError] = []
+        for name in names:
+            try:
+                resolved.append(self.registry.resolve(name, capability))
+            except ProviderUnavailableError as missing:
+                resolved.append(missing)
         key = _ORDER_KEYS.get(self.policy.order)
-        return sorted(resolved, key=key) if key else resolved
+        if key is None:
+            return resolved
+        return sorted(resolved, key=lambda r: (isinstance(r, MMSDKError),
+                                               0 if isinstance(r, MMSDKError) else key(r)))
 
     # -- execution -----------------------------------------------------------
     # Provider strings are resolved before any input is read: an unknown name

@@ -165,6 +165,8 @@ def _check_pixels(width: int, height: int, what: str, settings: Settings) -> Non
 
 def _orient(image: Image.Image, what: str) -> Image.Image:
     try:
+        if image.getexif().get(0x0112, 1) == 1:  # upright already: no copy
+            return image
         oriented = ImageOps.exif_transpose(image)
     except Exception as exc:  # a broken EXIF block is the input's fault
         raise InvalidInputError(f"{what}: has unreadable EXIF data ({exc}).") from None

@@ -20,7 +20,7 @@ from typing import Any
 import pluggy
 
 from . import _hookspecs
-from ._errors import CapabilityError, UnknownProviderError
+from ._errors import CapabilityError, ProviderUnavailableError, UnknownProviderError
 from ._model import Model
 from ._types import Availability, Capability, ModelInfo
 
@@ -32,6 +32,14 @@ logger = logging.getLogger("mmsdk")
 
 class PluginWarning(UserWarning):
     """A plugin failed to load or registered a name that was already taken."""
+
+
+# Built-in plugins ship as separate distributions: naming one that is not
+# installed is an environment problem with a known fix, not a typo.
+BUILTIN_PLUGINS = {
+    "openai": "mmsdk[openai]", "anthropic": "mmsdk[anthropic]", "gemini": "mmsdk[gemini]",
+    "diffusers": "mmsdk[local]", "transformers": "mmsdk[local]", "local": "mmsdk[local]",
+}
 
 
 def _always_available(model: str) -> Availability:
@@ -186,6 +194,12 @@ class Registry:
         name, _, model = target.partition(":")
         spec = self.specs.get(name)
         if spec is None:
+            extra = BUILTIN_PLUGINS.get(name)
+            namespace_taken = any(alias.startswith(f"{name}:") for alias in self.aliases)
+            if extra is not None and name not in self.failures and not namespace_taken:
+                raise ProviderUnavailableError(
+                    f"{original} needs the {name!r} plugin, which is not installed.",
+                    provider=original, fix=f"pip install '{extra}'")
             raise self._unknown(original)
         if not model:
             default = spec.default_models.get(capability) if capability else None

@@ -60,12 +60,13 @@ class Opened:
 
 
 Steps = Generator[Any, Any, Any]
+Candidates = list[Resolved | ProviderUnavailableError]
 
 
 class _Run:
     """The state of one routed call: candidates, attempts, clock."""
 
-    def __init__(self, job: Job, candidates: list[Resolved], policy: Policy,
+    def __init__(self, job: Job, candidates: Candidates, policy: Policy,
                  registry: Registry, streaming: bool) -> None:
         self.job = job
         self.candidates = candidates
@@ -82,6 +83,9 @@ class _Run:
         exclusive = len(self.candidates) == 1
         bounds: list[Bound] = []
         for resolved in self.candidates:
+            if isinstance(resolved, MMSDKError):  # plugin not installed
+                self._skip(resolved.provider or "?", resolved)
+                continue
             if self.policy.local_only and not resolved.info.local:
                 self._skip(resolved.provider, CapabilityError(
                     f"{resolved.provider} sends data off this machine and the policy is "
@@ -312,7 +316,7 @@ async def _ahedged(run: _Run, bounds: list[Bound]) -> Any:
             task.cancel()
 
 
-def _start(job: Job, candidates: list[Resolved], policy: Policy, registry: Registry,
+def _start(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
            streaming: bool) -> tuple[_Run, list[Bound]]:
     run = _Run(job, candidates, policy, registry, streaming)
     bounds = run.bound_candidates()
@@ -321,7 +325,7 @@ def _start(job: Job, candidates: list[Resolved], policy: Policy, registry: Regis
     return run, bounds
 
 
-def execute(job: Job, candidates: list[Resolved], policy: Policy, registry: Registry,
+def execute(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
             *, streaming: bool = False) -> Any:
     """Run *job* on the first candidate that succeeds (sync)."""
     run, bounds = _start(job, candidates, policy, registry, streaming)
@@ -330,7 +334,7 @@ def execute(job: Job, candidates: list[Resolved], policy: Policy, registry: Regi
     return _drive(run.sequential(bounds), registry, job.capability)
 
 
-async def aexecute(job: Job, candidates: list[Resolved], policy: Policy, registry: Registry,
+async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
                    *, streaming: bool = False) -> Any:
     """Run *job* on the first candidate that succeeds (async)."""
     run, bounds = _start(job, candidates, policy, registry, streaming)

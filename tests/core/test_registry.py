@@ -162,3 +162,14 @@ def test_model_objects_are_created_once_and_unloaded(
     assert registry._models["shout:loud"] is first
     registry.unload("shout")
     assert registry._models == {}
+
+
+def test_a_builtin_plugin_that_is_not_installed_is_unavailable_not_unknown(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    registry = load(monkeypatch, plugin_dir, {"shout": ("plug_good", GOOD)})
+    with pytest.raises(mmsdk.ProviderUnavailableError, match=r"pip install 'mmsdk\[gemini\]'"):
+        registry.resolve("gemini:gemini-2.5-flash")
+    result = mmsdk.Router(["gemini", "shout"], registry=registry).understand("hi")
+    assert result.provider == "shout:loud"
+    assert result.attempts[0].outcome == "skipped"
+    assert "mmsdk[gemini]" in (result.attempts[0].error or "")

@@ -1,0 +1,48 @@
+"""Quick start: what works here, and one routed call that falls back to what does.
+
+Run: python examples/quickstart.py
+
+With no API keys and no model weights this still runs: the cloud providers are
+skipped (each with the variable to set) and the call falls back to the
+`palette` example plugin (installed by the development install), which
+describes and classifies colours with no model at all. Set OPENAI_API_KEY,
+ANTHROPIC_API_KEY or GEMINI_API_KEY and the same call goes to the cloud.
+"""
+
+from __future__ import annotations
+
+import mmsdk
+from PIL import Image, ImageDraw
+
+
+def sample_image() -> Image.Image:
+    image = Image.new("RGB", (256, 160), (30, 60, 200))
+    ImageDraw.Draw(image).ellipse((80, 30, 180, 130), fill=(240, 200, 20))
+    return image
+
+
+def main() -> None:
+    from mmsdk._cli import main as cli
+
+    print("== mmsdk providers ==")
+    cli(["providers"])
+
+    image = sample_image()
+    route = ["openai:gpt-4o", "anthropic", "gemini", "palette"]
+    print(f"\n== understand, routed over {route} ==")
+    answer = mmsdk.understand("Describe this image in one sentence.", images=[image],
+                              provider=route)
+    for attempt in answer.attempts:
+        print(f"  {attempt.provider:<28} {attempt.outcome:<8} {attempt.error or ''}"[:160])
+    print(f"answer from {answer.provider}: {answer.text}")
+    print(f"sent: {[(s.format, s.width, s.height) for s in answer.sent]}")
+
+    print("\n== classify ==")
+    result = mmsdk.classify(image, labels=["blue", "yellow", "red"],
+                            provider=["openai:gpt-4o", "palette"])
+    print(f"{result.provider}: top={result.top[0]} scores="
+          + ", ".join(f"{label}={score:.2f}" for label, score in result.ranked))
+
+
+if __name__ == "__main__":
+    main()
