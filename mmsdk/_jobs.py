@@ -71,14 +71,12 @@ class Job:
     media: dict[str, list[LoadedImage]] = field(default_factory=dict)
     video: VideoInput | None = None
 
-    def bind(self, resolved: Resolved, *, lenient: bool, exclusive: bool) -> Bound:
+    def bind(self, resolved: Resolved, *, lenient: bool) -> Bound:
         """Fit this job to *resolved* or raise :class:`Skip` saying why not.
 
         Args:
             resolved: the candidate provider.
             lenient: drop unsupported first-class options with a warning.
-            exclusive: the only candidate, so an unknown ``options`` key is the
-                caller's mistake (``InvalidInputError``) rather than a skip.
         """
         provider = resolved.provider
         info = resolved.info
@@ -90,8 +88,7 @@ class Job:
         unknown = set(self.request.options) - info.options
         if unknown:
             accepted = ", ".join(sorted(info.options)) or "none"
-            error_type = InvalidInputError if exclusive else CapabilityError
-            raise Skip(error_type(
+            raise Skip(InvalidInputError(
                 f"{provider} does not know option(s) {sorted(unknown)}; accepted options: "
                 f"{accepted}.", provider=provider))
         requested = self.request.requested() | {

@@ -80,7 +80,6 @@ class _Run:
     # -- planning ---------------------------------------------------------
     def bound_candidates(self) -> list[Bound]:
         """Bind every candidate; skipped ones are recorded and left out."""
-        exclusive = len(self.candidates) == 1
         bounds: list[Bound] = []
         for resolved in self.candidates:
             if isinstance(resolved, MMSDKError):  # plugin not installed
@@ -92,12 +91,13 @@ class _Run:
                     "local_only.", provider=resolved.provider))
                 continue
             try:
-                bounds.append(self.job.bind(resolved, lenient=self.policy.lenient,
-                                            exclusive=exclusive))
+                bounds.append(self.job.bind(resolved, lenient=self.policy.lenient))
             except Skip as skip:
-                if isinstance(skip.error, InvalidInputError):
-                    raise skip.error from None
                 self._skip(resolved.provider, skip.error)
+        # An options key no candidate accepts is the caller's mistake, not a skip.
+        if not bounds and self.errors and all(isinstance(e, InvalidInputError)
+                                              for e in self.errors):
+            raise self.attach(self.errors[0])
         return bounds
 
     def _skip(self, provider: str, error: MMSDKError) -> None:

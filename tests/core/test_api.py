@@ -262,3 +262,13 @@ def test_test_provider_is_never_a_default_route(fake: TestProvider) -> None:
 
     assert not any(name.startswith("fake:")
                    for name in get_registry().default_route(mmsdk.Capability.UNDERSTAND))
+
+
+def test_options_for_one_provider_in_a_route_skip_the_others(fake: TestProvider) -> None:
+    with TestProvider("other", options=("quality",)) as other:
+        result = mmsdk.understand("x", provider=["fake:m", "other:m"],
+                                  options={"quality": "hd"})
+        assert result.provider == "other:m" and fake.calls == []
+        assert other.calls[0].options == {"quality": "hd"}
+        with pytest.raises(mmsdk.InvalidInputError, match="does not know option"):
+            mmsdk.understand("x", provider=["fake:m", "other:m"], options={"nobody": 1})
