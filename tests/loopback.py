@@ -33,7 +33,8 @@ class Reply:
         hang: seconds to sleep before answering (past the client's timeout).
         drop: close the connection without answering.
         drop_after_events: close the connection after this many SSE events.
-        stall_after_events: sleep ``hang`` seconds after this many SSE events.
+        stall_after_events: sleep ``stall`` seconds after this many SSE events.
+        stall: how long a mid-stream stall lasts.
         content_type: overrides the content type.
         chunked: send ``body`` with chunked transfer encoding (no content-length).
     """
@@ -46,6 +47,7 @@ class Reply:
     drop: bool = False
     drop_after_events: int | None = None
     stall_after_events: int | None = None
+    stall: float = 5.0
     content_type: str | None = None
     chunked: bool = False
 
@@ -73,6 +75,7 @@ class LoopbackServer:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        self._server.handle_error = self._quiet_disconnects  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)
 
@@ -109,6 +112,13 @@ class LoopbackServer:
         if self.default is not None:
             return self.default
         return Reply(status=599, body={"error": "loopback server: no reply queued"})
+
+    def _quiet_disconnects(self, request: Any, client_address: Any) -> None:
+        """A client that hung up mid-reply is part of the script, not an error to print."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            ThreadingHTTPServer.handle_error(self._server, request, client_address)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -161,23 +171,31 @@ class LoopbackServer:
                 self.wfile.write(b"0\r\n\r\n")
 
             def _stream(self, reply: Reply) -> None:
+                # Chunked, as real APIs stream: a connection dropped before the
+                # terminating chunk is a protocol error for the client, not a clean end.
                 self.send_response(reply.status)
                 self.send_header("content-type", reply.content_type or "text/event-stream")
                 self.send_header("cache-control", "no-cache")
-                self.send_header("connection", "close")
+                self.send_header("transfer-encoding", "chunked")
                 for key, value in reply.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.close_connection = True
                 for index, chunk in enumerate(_sse(reply.events or [])):
                     if reply.drop_after_events is not None and index >= reply.drop_after_events:
+                        self.close_connection = True
                         self.connection.shutdown(socket.SHUT_RDWR)
                         return
                     if reply.stall_after_events is not None and \
                             index == reply.stall_after_events:
-                        time.sleep(reply.hang or 5)
-                    self.wfile.write(chunk)
+                        time.sleep(reply.stall)
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                     self.wfile.flush()
+                if reply.drop_after_events is not None:
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 

@@ -1,0 +1,144 @@
+"""Claude through the Messages API: understand (plain, streamed, structured) and classify."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from mmsdk.plugin import (
+    Classify,
+    ClassifyRequest,
+    ClassifyResult,
+    ModelInfo,
+    PreparedImage,
+    StreamEvent,
+    Understand,
+    UnderstandRequest,
+    UnderstandResult,
+    scores_from_answer,
+)
+
+from ._clients import Clients
+from ._errors import ErrorBoundary
+from ._payload import answer_text, classify_params, understand_params, understand_result, usage
+from ._spec import deprecation_warning
+from ._stream import StreamAccumulator
+
+__all__ = ["DEFAULT_TIMEOUT", "AnthropicModel"]
+
+# Sent when the routing policy gives no timeout. Always sending one also stops
+# the SDK from refusing large non-streamed max_tokens ("streaming is required").
+DEFAULT_TIMEOUT = 600.0
+
+
+class AnthropicModel(Understand, Classify):
+    """One Claude model. Holds its SDK clients; :meth:`close` releases them.
+
+    Args:
+        provider: the full provider string, e.g. ``"anthropic:claude-sonnet-5-5"``.
+        info: what :func:`mmsdk_anthropic.describe` says about the model.
+        model: the API model name.
+    """
+
+    def __init__(self, provider: str, info: ModelInfo, model: str) -> None:
+        super().__init__(provider, info)
+        self.model = model
+        self._clients = Clients(provider)
+        self._warnings = [w for w in (deprecation_warning(model),) if w]
+
+    def close(self) -> None:
+        """Close the SDK clients; the next call opens new ones."""
+        self._clients.close()
+
+    def _boundary(self) -> ErrorBoundary:
+        return ErrorBoundary(self.provider)
+
+    @staticmethod
+    def _timeout(request: UnderstandRequest | ClassifyRequest) -> float:
+        return request.timeout or DEFAULT_TIMEOUT
+
+    def _finish(self, result: UnderstandResult) -> UnderstandResult:
+        result.warnings.extend(self._warnings)
+        return result
+
+    # -- understand ----------------------------------------------------------
+    def understand(self, request: UnderstandRequest) -> UnderstandResult:
+        params = understand_params(request, self.model, self.provider)
+        with self._boundary():
+            message = self._clients.sync().messages.create(**params,
+                                                           timeout=self._timeout(request))
+        return self._finish(understand_result(message, self.provider, len(request.images)))
+
+    async def aunderstand(self, request: UnderstandRequest) -> UnderstandResult:
+        params = understand_params(request, self.model, self.provider)
+        with self._boundary():
+            client = await self._clients.async_()
+            message = await client.messages.create(**params, timeout=self._timeout(request))
+        return self._finish(understand_result(message, self.provider, len(request.images)))
+
+    def understand_stream(self, request: UnderstandRequest) -> Iterator[StreamEvent]:
+        params = understand_params(request, self.model, self.provider)
+        state = StreamAccumulator(self.provider, self.model, len(request.images))
+        # Raw httpx2 errors can escape the SDK mid-stream: iterate inside the boundary.
+        with self._boundary():
+            stream = self._clients.sync().messages.create(**params, stream=True,
+                                                          timeout=self._timeout(request))
+            with stream:
+                for event in stream:
+                    chunk = state.feed(event)
+                    if chunk:
+                        yield chunk
+        yield self._finish(state.result())
+
+    async def aunderstand_stream(self, request: UnderstandRequest) -> AsyncIterator[StreamEvent]:
+        params = understand_params(request, self.model, self.provider)
+        state = StreamAccumulator(self.provider, self.model, len(request.images))
+        with self._boundary():
+            client = await self._clients.async_()
+            stream = await client.messages.create(**params, stream=True,
+                                                  timeout=self._timeout(request))
+            async with stream:
+                async for event in stream:
+                    chunk = state.feed(event)
+                    if chunk:
+                        yield chunk
+        yield self._finish(state.result())
+
+    # -- classify --------------------------------------------------------------
+    # Anthropic returns no logprobs: each image gets one answer constrained to
+    # the label enum, scored by the documented rule (chosen 1.0, others 0.0).
+    def _scores(self, message: Any, request: ClassifyRequest) -> ClassifyResult:
+        text = answer_text(message, self.provider)
+        scores = scores_from_answer(text, request.labels, request.multi_label)
+        return ClassifyResult(scores=scores, model=message.model, usage=usage(message, 1),
+                              warnings=list(self._warnings))
+
+    def _classify_one(self, request: ClassifyRequest, image: PreparedImage) -> ClassifyResult:
+        with self._boundary():
+            message = self._clients.sync().messages.create(
+                **classify_params(request, image, self.model), timeout=self._timeout(request))
+        return self._scores(message, request)
+
+    async def _aclassify_one(self, request: ClassifyRequest,
+                             image: PreparedImage) -> ClassifyResult:
+        with self._boundary():
+            client = await self._clients.async_()
+            message = await client.messages.create(
+                **classify_params(request, image, self.model), timeout=self._timeout(request))
+        return self._scores(message, request)
+
+    def classify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        return [self._classify_one(request, image) for image in request.images]
+
+    async def aclassify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        # One request per image, in flight together; results keep input order.
+        tasks = [asyncio.ensure_future(self._aclassify_one(request, image))
+                 for image in request.images]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:  # one failed (or we were cancelled): stop the others
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise

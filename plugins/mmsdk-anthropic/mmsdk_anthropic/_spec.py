@@ -1,0 +1,164 @@
+"""What the registry needs before anything is imported: limits, capabilities, lifecycle.
+
+Everything here is cheap: no SDK import, no request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping
+
+from mmsdk.plugin import (
+    Availability,
+    Capability,
+    MediaLimits,
+    Model,
+    ModelInfo,
+    ProviderSpec,
+    missing_packages,
+)
+
+from ._settings import API_KEY_ENV, connection, default_model
+
+__all__ = ["LIMITS", "LIFECYCLE", "NAME", "check", "deprecation_warning", "describe",
+           "provider_spec", "retired"]
+
+NAME = "anthropic"
+CAPABILITIES = (Capability.UNDERSTAND, Capability.CLASSIFY)
+
+# The API rejects images over 5 MB *of base64 text* and over 8000 px a side
+# (2000 px when a request holds more than 20 images), and takes up to 100
+# images per request on 200k-context models. It also downscales anything whose
+# long edge passes 1568 px or whose area passes ~1.15 megapixels (~1,600
+# tokens) before the model sees it, so sending more only costs upload bytes
+# and time-to-first-token: cap there, which also keeps every image under the
+# 2000 px many-image rule. Source: platform.claude.com build-with-claude/vision.
+LIMITS = MediaLimits(
+    formats=("jpeg", "png", "webp", "gif"),
+    max_long_edge=1568,
+    max_pixels=1_150_000,
+    max_bytes=5 * 1024 * 1024,
+    count_bytes_as="base64",
+    max_images=100,
+)
+
+# No "temperature": API version 2026-10-21, which anthropic 2.x sends, rejects
+# temperature/top_p/top_k with a 400 at any value, and the SDK dropped them. A
+# call that sets temperature= gets a CapabilityError (or, with
+# Policy(lenient=True), a warning) from the core instead of a failed request.
+SUPPORTS = frozenset({"system", "max_tokens", "schema", "stream", "multi_label"})
+# options={...} keys: passed to messages.create as they are ("effort" goes into
+# output_config); the API validates their values.
+OPTIONS = frozenset({"effort", "metadata", "service_tier", "stop_sequences"})
+
+# Newest model of each family in the SDK 2.12 ``anthropic.types.Model`` literals.
+_HAIKU, _SONNET, _OPUS, _MYTHOS = ("claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5",
+                                   "claude-mythos-5-2")
+
+# End-of-life dates from the anthropic SDK 2.12 ``DEPRECATED_MODELS`` table (the
+# SDK names no successor: here it is the newest model of the same family), plus
+# the 3.5 Sonnet models retired 2025-10-22 per Anthropic's model-deprecations
+# page. A name whose date has passed is retired (fails before any request); one
+# whose date is still ahead works, with a warning on the result.
+LIFECYCLE: dict[str, tuple[dt.date, str]] = {
+    **dict.fromkeys(("claude-1.3", "claude-1.3-100k", "claude-instant-1.1",
+                     "claude-instant-1.1-100k", "claude-instant-1.2"),
+                    (dt.date(2024, 11, 6), _HAIKU)),
+    **dict.fromkeys(("claude-2.0", "claude-2.1", "claude-3-sonnet-20240229"),
+                    (dt.date(2025, 7, 21), _SONNET)),
+    **dict.fromkeys(("claude-3-5-sonnet-20240620", "claude-3-5-sonnet-20241022",
+                     "claude-3-5-sonnet-latest"), (dt.date(2025, 10, 22), _SONNET)),
+    "claude-3-opus-20240229": (dt.date(2026, 1, 5), _OPUS),
+    **dict.fromkeys(("claude-3-7-sonnet-latest", "claude-3-7-sonnet-20250219"),
+                    (dt.date(2026, 2, 19), _SONNET)),
+    **dict.fromkeys(("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022"),
+                    (dt.date(2026, 2, 19), _HAIKU)),
+    **dict.fromkeys(("claude-opus-4-0", "claude-opus-4-20250514"),
+                    (dt.date(2026, 6, 15), _OPUS)),
+    **dict.fromkeys(("claude-sonnet-4-0", "claude-sonnet-4-20250514"),
+                    (dt.date(2026, 6, 15), _SONNET)),
+    "claude-mythos-preview": (dt.date(2026, 6, 30), _MYTHOS),
+    **dict.fromkeys(("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
+                    (dt.date(2026, 11, 30), _SONNET)),
+}
+
+
+def retired(today: dt.date | None = None) -> dict[str, str]:
+    """Model names past end-of-life, each mapped to a message naming its successor."""
+    today = today or dt.date.today()
+    return {name: f"It reached end-of-life on {eol.isoformat()}; use "
+                  f"'{NAME}:{successor}' instead."
+            for name, (eol, successor) in LIFECYCLE.items() if eol <= today}
+
+
+def deprecation_warning(model: str, today: dt.date | None = None) -> str | None:
+    """A warning for a model that still works but reaches end-of-life soon."""
+    entry = LIFECYCLE.get(model)
+    if entry is None or entry[0] <= (today or dt.date.today()):
+        return None
+    eol, successor = entry
+    return (f"{NAME}:{model} is deprecated and reaches end-of-life on {eol.isoformat()}; "
+            f"move to '{NAME}:{successor}'.")
+
+
+def _hints(model: str) -> tuple[float, float]:
+    """(cost, speed) relative hints by model family, for ``order="cheapest"/"fastest"``."""
+    if "haiku" in model:
+        return 0.25, 0.5
+    if "opus" in model or "mythos" in model:
+        return 5.0, 2.0
+    return 1.0, 1.0
+
+
+def describe(model: str) -> ModelInfo:
+    """Capabilities and limits of one Claude model (all current ones take images)."""
+    cost, speed = _hints(model)
+    return ModelInfo(capabilities=frozenset(CAPABILITIES), supports=SUPPORTS, options=OPTIONS,
+                     limits=LIMITS, local=False, cost_hint=cost, speed_hint=speed)
+
+
+def check(model: str) -> Availability:
+    """Usable here when the SDK is installed and a key is set; makes no request."""
+    packages = missing_packages("anthropic", install="'anthropic>=2.12'")
+    if not packages.ok:
+        return packages
+    if connection() is None:
+        return Availability.no(
+            f"no Anthropic API key: {API_KEY_ENV} is not set",
+            f"export {API_KEY_ENV}=... (or call mmsdk_anthropic.configure(api_key=...))")
+    return Availability.yes()
+
+
+class _DefaultModels(Mapping[Capability, str]):
+    """Defaults read on every lookup, so ``MMSDK_ANTHROPIC_MODEL`` and
+    :func:`configure` apply after the registry has loaded."""
+
+    def __getitem__(self, capability: Capability) -> str:
+        if capability not in CAPABILITIES:
+            raise KeyError(capability)
+        return default_model(capability)
+
+    def __iter__(self) -> Iterator[Capability]:
+        return iter(CAPABILITIES)
+
+    def __len__(self) -> int:
+        return len(CAPABILITIES)
+
+
+def _factory(model: str) -> Model:
+    from ._model import AnthropicModel  # the SDK is imported only from here on
+
+    return AnthropicModel(f"{NAME}:{model}", describe(model), model)
+
+
+def provider_spec() -> ProviderSpec:
+    """The ``anthropic`` provider as registered."""
+    return ProviderSpec(
+        name=NAME,
+        factory=_factory,
+        describe=describe,
+        default_models=_DefaultModels(),
+        check=check,
+        description="Claude vision through the official anthropic SDK (cloud)",
+        retired=retired(),
+    )
