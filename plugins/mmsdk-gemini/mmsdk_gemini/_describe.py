@@ -1,0 +1,68 @@
+"""What each Gemini model can do, read from its name. Cheap: no SDK import."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from mmsdk.plugin import Capability, MediaLimits, ModelInfo
+
+__all__ = ["LIMITS", "RETIRED", "Family", "describe", "family"]
+
+Family = Literal["text", "image", "imagen"]
+
+# Gemini Developer API image input: png/jpeg/webp (heic/heif are accepted but
+# prepare() does not produce them); larger images are scaled to fit 3072x3072
+# server-side anyway; a request with inline data must stay under 20 MB, so one
+# image (as base64 text in the JSON body) is capped a little under that and
+# several that together exceed it go through the Files API. Up to 3,000 images
+# per request (the documented per-prompt maximum).
+LIMITS = MediaLimits(
+    formats=("png", "jpeg", "webp"),
+    max_long_edge=3072,
+    max_bytes=19_000_000,
+    count_bytes_as="base64",
+    max_images=3000,
+)
+
+_TEXT_SUPPORTS = frozenset({"system", "max_tokens", "temperature", "schema", "stream", "video",
+                            "detail", "multi_label"})
+_TEXT_OPTIONS = frozenset({"seed", "top_p", "top_k", "stop_sequences", "thinking_budget",
+                           "logprobs"})
+_IMAGE_SUPPORTS = frozenset({"seed", "image"})
+_IMAGE_OPTIONS = frozenset({"aspect_ratio", "image_size"})
+_IMAGEN_SUPPORTS = frozenset({"n"})
+_IMAGEN_OPTIONS = frozenset({"aspect_ratio", "image_size", "person_generation"})
+
+_SUCCESSOR = "Use gemini:gemini-3.8-flash (or gemini-2.5-flash)."
+RETIRED = {
+    "gemini-pro-vision": f"Gemini 1.0 Pro Vision was shut down. {_SUCCESSOR}",
+    "gemini-1.0-pro-vision": f"Gemini 1.0 Pro Vision was shut down. {_SUCCESSOR}",
+    "gemini-1.0-pro": f"Gemini 1.0 Pro was shut down. {_SUCCESSOR}",
+    "gemini-1.5-flash": f"Gemini 1.5 models were shut down. {_SUCCESSOR}",
+    "gemini-1.5-flash-8b": f"Gemini 1.5 models were shut down. {_SUCCESSOR}",
+    "gemini-1.5-pro": f"Gemini 1.5 models were shut down. {_SUCCESSOR}",
+}
+
+
+def family(model: str) -> Family:
+    """``"imagen"`` (generate_images), ``"image"`` (native image output) or ``"text"``."""
+    name = model.lower().rsplit("/", 1)[-1]
+    if name.startswith("imagen"):
+        return "imagen"
+    if "-image" in name or name.startswith("nano-banana") or "nano-banana" in name:
+        return "image"
+    return "text"
+
+
+def describe(model: str) -> ModelInfo:
+    """Capabilities, supported parameters, option keys and image limits of *model*."""
+    kind = family(model)
+    if kind == "imagen":
+        return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=_IMAGEN_SUPPORTS,
+                         options=_IMAGEN_OPTIONS, limits=LIMITS, max_n=4, cost_hint=2.0)
+    if kind == "image":
+        return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=_IMAGE_SUPPORTS,
+                         options=_IMAGE_OPTIONS, limits=LIMITS, max_n=1, cost_hint=2.0)
+    return ModelInfo(capabilities=frozenset({Capability.UNDERSTAND, Capability.CLASSIFY}),
+                     supports=_TEXT_SUPPORTS, options=_TEXT_OPTIONS, limits=LIMITS,
+                     cost_hint=0.5 if "flash" in model else 1.0)

@@ -1,0 +1,199 @@
+"""Where the Gemini plugin gets its key, endpoint, default models and limits.
+
+Explicit settings (:func:`configure`) win over the environment, which wins
+over the built-in defaults. The environment variables are the SDK's own
+(``GEMINI_API_KEY`` / ``GOOGLE_API_KEY``, ``GOOGLE_GEMINI_BASE_URL``,
+``GOOGLE_GENAI_USE_VERTEXAI``, ``GOOGLE_CLOUD_PROJECT``,
+``GOOGLE_CLOUD_LOCATION``) plus ``MMSDK_GEMINI_MODEL`` and
+``MMSDK_GEMINI_IMAGE_MODEL`` for the default models. Nothing here imports
+the SDK or makes a request.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from mmsdk.plugin import (
+    Availability,
+    Capability,
+    InvalidInputError,
+    add_secret,
+    first_env,
+    missing_packages,
+)
+
+__all__ = [
+    "DEFAULT_IMAGE_MODEL",
+    "DEFAULT_MODEL",
+    "DefaultModels",
+    "GeminiSettings",
+    "api_key",
+    "availability",
+    "configure",
+    "get_settings",
+    "use_vertex",
+]
+
+# Current names per the installed google-genai (3.4) docstrings and the Gemini
+# API model list: 3.8 Flash is the stable Flash model, 3.1 Flash Image ("Nano
+# Banana 2") the stable native image model.
+DEFAULT_MODEL = "gemini-3.8-flash"
+DEFAULT_IMAGE_MODEL = "gemini-3.1-flash-image"
+
+# The SDK itself prefers GOOGLE_API_KEY when both are set; follow it so the
+# plugin and a bare genai.Client() agree on which key is used.
+KEY_ENV = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+KEY_FIX = ("export GEMINI_API_KEY=... (or GOOGLE_API_KEY=...), or call "
+           "mmsdk_gemini.configure(api_key=...)")
+
+
+@dataclass(frozen=True)
+class GeminiSettings:
+    """Explicit settings for the Gemini provider; ``None`` defers to the environment.
+
+    Attributes:
+        api_key: the Gemini API key (else ``GOOGLE_API_KEY`` / ``GEMINI_API_KEY``).
+        base_url: the API endpoint (else ``GOOGLE_GEMINI_BASE_URL`` / the SDK default).
+        model: default model for understand and classify (else ``MMSDK_GEMINI_MODEL``).
+        image_model: default model for generate (else ``MMSDK_GEMINI_IMAGE_MODEL``).
+        vertexai: use Vertex AI (else ``GOOGLE_GENAI_USE_VERTEXAI``); needed for Imagen.
+        project / location: the Vertex AI project and region (else the
+            ``GOOGLE_CLOUD_PROJECT`` / ``GOOGLE_CLOUD_LOCATION`` variables).
+        inline_request_bytes: budget for inline media (as base64) plus prompt
+            text in one request; the largest media that would pass it go
+            through the Files API instead. The Gemini API caps a request at
+            20 MB; the default leaves room for the JSON around the media.
+        file_poll_interval: seconds between checks while an upload is PROCESSING.
+        file_wait_timeout: longest wait for an upload to become ACTIVE when
+            the call has no per-attempt timeout.
+    """
+
+    api_key: str | None = None
+    base_url: str | None = None
+    model: str | None = None
+    image_model: str | None = None
+    vertexai: bool | None = None
+    project: str | None = None
+    location: str | None = None
+    inline_request_bytes: int = 19_900_000
+    file_poll_interval: float = 1.0
+    file_wait_timeout: float = 600.0
+
+    def __repr__(self) -> str:  # never show the key
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+        key = "set" if self.api_key else None
+        return f"GeminiSettings(api_key={key!r}, " + ", ".join(
+            f"{name}={value!r}" for name, value in shown.items()) + ")"
+
+
+_settings = GeminiSettings()
+_lock = threading.Lock()
+
+
+def get_settings() -> GeminiSettings:
+    """The Gemini settings in force."""
+    return _settings
+
+
+def configure(**changes: Any) -> GeminiSettings:
+    """Change the Gemini provider's settings for this process.
+
+    Models already created keep their client; call ``mmsdk.unload("gemini")``
+    so the next call builds one with the new settings.
+
+    Example:
+        >>> import mmsdk_gemini
+        >>> _ = mmsdk_gemini.configure(model="gemini-2.5-flash")
+    """
+    global _settings
+    known = {f.name for f in fields(GeminiSettings)}
+    unknown = set(changes) - known
+    if unknown:
+        raise InvalidInputError(f"Unknown Gemini setting(s) {sorted(unknown)}; known settings: "
+                                f"{sorted(known)}.")
+    if changes.get("inline_request_bytes") is not None and changes["inline_request_bytes"] < 0:
+        raise InvalidInputError("inline_request_bytes must be >= 0.")
+    add_secret(changes.get("api_key"))
+    with _lock:
+        _settings = replace(_settings, **changes)
+    return _settings
+
+
+def reset() -> None:
+    """Back to the defaults (tests use this)."""
+    global _settings
+    with _lock:
+        _settings = GeminiSettings()
+
+
+def api_key(settings: GeminiSettings | None = None) -> str | None:
+    """The key the client will use, or ``None``."""
+    settings = settings or _settings
+    return settings.api_key or first_env(*KEY_ENV)
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def use_vertex(settings: GeminiSettings | None = None) -> bool:
+    """Whether a Vertex AI configuration is present (settings, else the SDK's variable)."""
+    settings = settings or _settings
+    if settings.vertexai is not None:
+        return settings.vertexai
+    return _truthy(os.environ.get("GOOGLE_GENAI_USE_VERTEXAI"))
+
+
+def vertex_project(settings: GeminiSettings | None = None) -> str | None:
+    settings = settings or _settings
+    return settings.project or first_env("GOOGLE_CLOUD_PROJECT")
+
+
+def availability(model: str) -> Availability:
+    """Whether the provider can run here: package and credentials. Makes no request."""
+    packages = missing_packages("google.genai", install="mmsdk-gemini")
+    if not packages.ok:
+        return packages
+    if use_vertex():
+        if vertex_project() or api_key():
+            return Availability.yes()
+        return Availability.no(
+            "Vertex AI mode is on (GOOGLE_GENAI_USE_VERTEXAI) but no project or key is set",
+            "export GOOGLE_CLOUD_PROJECT=... and GOOGLE_CLOUD_LOCATION=... (with Application "
+            "Default Credentials), or GOOGLE_API_KEY=... for Vertex AI express mode")
+    if api_key() is None:
+        return Availability.no("no Gemini API key is set (GEMINI_API_KEY or GOOGLE_API_KEY)",
+                               KEY_FIX)
+    return Availability.yes()
+
+
+class DefaultModels(Mapping[Capability, str]):
+    """The model a bare ``gemini`` means, per capability, read at lookup time.
+
+    Reading late lets ``MMSDK_GEMINI_MODEL`` and :func:`configure` change the
+    defaults after the plugin was registered.
+    """
+
+    _CAPABILITIES = (Capability.UNDERSTAND, Capability.CLASSIFY, Capability.GENERATE)
+
+    def __getitem__(self, capability: Capability) -> str:
+        settings = _settings
+        if capability is Capability.GENERATE:
+            return (settings.image_model or first_env("MMSDK_GEMINI_IMAGE_MODEL")
+                    or DEFAULT_IMAGE_MODEL)
+        if capability in (Capability.UNDERSTAND, Capability.CLASSIFY):
+            return settings.model or first_env("MMSDK_GEMINI_MODEL") or DEFAULT_MODEL
+        raise KeyError(capability)
+
+    def __iter__(self) -> Iterator[Capability]:
+        return iter(self._CAPABILITIES)
+
+    def __len__(self) -> int:
+        return len(self._CAPABILITIES)
+
+    def __repr__(self) -> str:
+        return f"DefaultModels({dict(self.items())!r})"
