@@ -37,7 +37,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "generate": "_api", "agenerate": "_api", "understand": "_api", "aunderstand": "_api",
     "classify": "_api", "aclassify": "_api", "embed": "_api", "aembed": "_api",
-    "unload": "_api", "Router": "_api",
+    "unload": "_api", "aunload": "_api", "Router": "_api",
     "Policy": "_policy",
     "configure": "_settings", "Settings": "_settings",
     "TextStream": "_stream", "AsyncTextStream": "_stream",
@@ -53,7 +53,7 @@ __all__ = [
     "ProviderConnectionError", "ProviderError", "ProviderServerError", "ProviderTimeoutError",
     "ProviderUnavailableError", "RateLimitError", "Router", "SentImage", "Settings",
     "TextStream", "UnderstandResult", "UnknownProviderError", "Usage", "__version__",
-    "aclassify", "aembed", "agenerate", "aunderstand", "classify", "configure", "embed",
+    "aclassify", "aembed", "agenerate", "aunderstand", "aunload", "classify", "configure", "embed",
     "generate", "understand", "unload",
 ]
 
@@ -78,6 +78,7 @@ if TYPE_CHECKING:
         aembed,
         agenerate,
         aunderstand,
+        aunload,
         classify,
         embed,
         generate,

@@ -31,7 +31,7 @@ from ._video import load_video
 
 __all__ = [
     "Router", "aclassify", "aembed", "agenerate", "aunderstand", "classify", "embed",
-    "generate", "unload", "understand",
+    "aunload", "generate", "unload", "understand",
 ]
 
 ProviderArg = Union[str, Sequence[str], "Router", None]
@@ -356,4 +356,9 @@ async def aembed(*, provider: ProviderArg = None, **kwargs: Any) -> EmbedResult:
 def unload(provider: str | None = None) -> None:
     """Free loaded models: all of them, one plugin's, or one provider string's."""
     get_registry().unload(provider)
+
+
+async def aunload(provider: str | None = None) -> None:
+    """Async twin of :func:`unload`; closes async clients inside the running loop."""
+    await get_registry().aunload(provider)
 

@@ -40,6 +40,10 @@ class Model:
     def close(self) -> None:
         """Release clients, weights and caches. Called by :func:`mmsdk.unload`."""
 
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`, for async clients tied to the running event loop."""
+        self.close()
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider}>"
 

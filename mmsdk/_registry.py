@@ -239,14 +239,21 @@ class Registry:
                 self._models[key] = model
         return model
 
-    def unload(self, provider: str | None = None) -> None:
-        """Close and forget cached model objects (all, a plugin's, or one provider string)."""
+    def _forget(self, provider: str | None) -> list[Model]:
         with self._lock:
             keys = [k for k in self._models
                     if provider is None or k == provider or k.partition(":")[0] == provider]
-            models = [self._models.pop(k) for k in keys]
-        for model in models:
+            return [self._models.pop(k) for k in keys]
+
+    def unload(self, provider: str | None = None) -> None:
+        """Close and forget cached model objects (all, a plugin's, or one provider string)."""
+        for model in self._forget(provider):
             model.close()
+
+    async def aunload(self, provider: str | None = None) -> None:
+        """Async twin of :meth:`unload`: awaits each model's ``aclose()``."""
+        for model in self._forget(provider):
+            await model.aclose()
 
     def default_route(self, capability: Capability) -> list[str]:
         """Providers tried for ``provider=None``: cloud ones first, then local ones."""

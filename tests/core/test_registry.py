@@ -173,3 +173,18 @@ def test_a_builtin_plugin_that_is_not_installed_is_unavailable_not_unknown(
     assert result.provider == "shout:loud"
     assert result.attempts[0].outcome == "skipped"
     assert "mmsdk[gemini]" in (result.attempts[0].error or "")
+
+
+async def test_aunload_awaits_each_models_aclose(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    registry = load(monkeypatch, plugin_dir, {"shout": ("plug_good", GOOD)})
+    await mmsdk.Router("shout:loud", registry=registry).aunderstand("one")
+    model = registry._models["shout:loud"]
+    closed: list[str] = []
+
+    async def aclose() -> None:
+        closed.append(model.provider)
+
+    model.aclose = aclose  # type: ignore[method-assign]
+    await registry.aunload()
+    assert closed == ["shout:loud"] and registry._models == {}
