@@ -62,8 +62,6 @@ def api(loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackSe
     """The loopback server, with the SDK's own variables pointing at it and a planted key."""
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", loopback.url)
-    # A keep-alive reply written in two parts would otherwise wait for a delayed ACK.
-    loopback._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
     return loopback
 
 

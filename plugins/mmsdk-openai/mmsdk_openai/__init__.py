@@ -1,0 +1,71 @@
+"""mmsdk provider for OpenAI and for OpenAI-compatible endpoints.
+
+Providers:
+
+- ``openai:MODEL``: GPT image models generate (``images.generate``: ``size``,
+  ``n``, and ``options`` ``quality``, ``background``, ``output_format``,
+  ``output_compression``, ``moderation``) and edit / inpaint
+  (``images.edit`` with ``image=`` and ``mask=``; also ``input_fidelity``).
+  Chat models understand through Chat Completions (images inline as base64
+  data URLs, ``detail``, several images, streaming with usage, ``schema=`` as a
+  strict ``json_schema`` response format, ``options={"seed": ...}`` and
+  ``top_p``, ``stop``, ``reasoning_effort``, ``safety_identifier``) and
+  classify (a JSON answer whose labels are an enum; scores from logprobs where
+  the API returns them, else chosen labels 1.0 and the others 0.0;
+  ``multi_label=True``; ``options={"logprobs": False}`` turns logprobs off).
+  Retired models (``dall-e-2``, ``dall-e-3``, ``gpt-image-1``) fail before any
+  request, naming the successor.
+- ``NAME:MODEL`` for every OpenAI-compatible server you register (vLLM, TGI,
+  Ollama, LM Studio): understand and classify, so VLM traffic can move to a
+  serving engine you already run.
+
+Configuration (nothing here overrides what the SDK's own variables set):
+
+- ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL`` (also ``OPENAI_ORG_ID``,
+  ``OPENAI_PROJECT_ID``), or explicitly
+  ``mmsdk_openai.configure(api_key=..., base_url=...)``. Without a key the
+  ``openai`` provider is unavailable (fix: ``export OPENAI_API_KEY=...``) and
+  no request is made.
+- What bare ``"openai"`` means: ``gpt-image-2`` (generate) and ``gpt-4.1``
+  (understand, classify); override with ``MMSDK_OPENAI_GENERATE_MODEL``,
+  ``MMSDK_OPENAI_UNDERSTAND_MODEL``, ``MMSDK_OPENAI_CLASSIFY_MODEL`` or
+  ``configure(generate_model=..., understand_model=..., classify_model=...)``.
+- OpenAI-compatible endpoints, in code::
+
+      import mmsdk_openai
+      mmsdk_openai.add_endpoint("vllm", ["http://gpu1:8000/v1", "http://gpu2:8000/v1"],
+                                models=["Qwen/Qwen2.5-VL-7B-Instruct"])
+      mmsdk.understand("Describe", images=["x.png"], provider="vllm")   # or "vllm:MODEL"
+
+  or in the environment, read when plugins load (``;`` between endpoints,
+  ``#MODEL`` optional)::
+
+      MMSDK_OPENAI_COMPATIBLE="vllm#Qwen/Qwen2.5-VL-7B-Instruct=http://gpu1:8000/v1,http://gpu2:8000/v1;ollama=http://localhost:11434/v1"
+
+  Calls go round-robin over an endpoint's base URLs; a connection failure
+  (refused, reset, dropped) moves the call to the next URL. The bearer token
+  is ``api_key=`` or ``<NAME>_API_KEY`` (e.g. ``VLLM_API_KEY``), never
+  ``OPENAI_API_KEY``. An endpoint whose URLs are all loopback counts as local
+  (kept by ``Policy(local_only=True)``); pass ``local=`` to say otherwise.
+
+The SDK's retries are off (``max_retries=0``): mmsdk's router retries and
+falls back. Each attempt's ``Policy(timeout=...)`` is the SDK call's timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mmsdk.plugin import ProviderSpec, hookimpl
+
+from ._config import DEFAULT_MODELS, RETIRED, OpenAISettings, configure
+from ._endpoints import Endpoint, add_endpoint, register_all, remove_endpoint
+
+__all__ = ["DEFAULT_MODELS", "RETIRED", "Endpoint", "OpenAISettings", "add_endpoint",
+           "configure", "register_providers", "remove_endpoint"]
+
+
+@hookimpl
+def register_providers(register: Callable[[ProviderSpec], None]) -> None:
+    """Register ``openai`` and the endpoints named in ``MMSDK_OPENAI_COMPATIBLE``."""
+    register_all(register)

@@ -1,0 +1,223 @@
+"""Providers for the ``openai`` API and for OpenAI-compatible endpoints.
+
+Registration builds :class:`ProviderSpec` objects only; the SDK is imported by
+the factories, on first use.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from mmsdk.plugin import (
+    Availability,
+    Capability,
+    InvalidInputError,
+    Model,
+    ProviderSpec,
+    add_secret,
+    hookimpl,
+    register_plugin,
+    unregister_plugin,
+)
+
+from ._config import AVAILABLE, RETIRED, DefaultModels, check_openai, get_settings, sdk_missing
+from ._info import compatible_info, describe_openai
+
+__all__ = ["ENV_VAR", "Endpoint", "add_endpoint", "endpoints_from_env", "openai_spec",
+           "register_all", "remove_endpoint"]
+
+ENV_VAR = "MMSDK_OPENAI_COMPATIBLE"
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
+_RESERVED = {"openai", "local"}
+# Local servers usually take any key; a placeholder keeps the SDK from reading
+# OPENAI_API_KEY and sending the OpenAI key to a third-party server.
+NO_KEY = "not-needed"
+
+
+def _make_openai(model: str) -> Model:
+    from ._clients import ClientPool, Endpoints
+    from ._config import is_image_model
+    from ._model import ChatModel, ImageModel, reads_logprobs
+
+    def endpoints() -> Endpoints:
+        settings = get_settings()[0]
+        return Endpoints(urls=(settings.base_url,), api_key=settings.api_key,
+                         organization=settings.organization, project=settings.project)
+
+    pool = ClientPool(endpoints, lambda: get_settings()[1])
+    info = describe_openai(model)
+    if is_image_model(model):
+        return ImageModel(f"openai:{model}", info, model, pool)
+    return ChatModel(f"openai:{model}", info, model, pool, logprobs=reads_logprobs(model))
+
+
+def openai_spec() -> ProviderSpec:
+    """The ``openai`` provider: GPT image models and GPT chat models."""
+    return ProviderSpec(
+        name="openai", factory=_make_openai, describe=describe_openai,
+        default_models=DefaultModels(), check=check_openai, retired=RETIRED,
+        description="OpenAI: GPT image models (generate, edit) and GPT vision (understand, "
+                    "classify) through the official SDK")
+
+
+def _is_local(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _shown(url: str) -> str:
+    """*url* without any ``user:password@`` part, for listings."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host).geturl()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible server (or several serving the same models).
+
+    Attributes:
+        name: the provider name (``"vllm"`` gives ``"vllm:MODEL"``).
+        base_urls: the servers' ``/v1`` URLs; calls go round-robin over them.
+        api_key: sent as the bearer token (``None``: ``<NAME>_API_KEY`` if set, else
+            a placeholder, never ``OPENAI_API_KEY``).
+        models: the first one is what bare ``"NAME"`` means.
+        local: every byte stays on this machine (``None``: true when every URL is loopback).
+        logprobs: classification asks for logprobs (turn off for servers that reject them).
+    """
+
+    name: str
+    base_urls: tuple[str, ...]
+    api_key: str | None = None
+    models: tuple[str, ...] = ()
+    local: bool | None = None
+    logprobs: bool = True
+
+    def __repr__(self) -> str:  # never show the key
+        return (f"Endpoint(name={self.name!r}, base_urls={tuple(map(_shown, self.base_urls))!r}, "
+                f"api_key={'set' if self.key() != NO_KEY else None!r}, models={self.models!r})")
+
+    def key(self) -> str:
+        env = re.sub(r"[^A-Za-z0-9]", "_", self.name).upper() + "_API_KEY"
+        return self.api_key or os.environ.get(env) or NO_KEY
+
+    @property
+    def is_local(self) -> bool:
+        return self.local if self.local is not None else all(map(_is_local, self.base_urls))
+
+    def spec(self) -> ProviderSpec:
+        info = compatible_info(self.is_local)
+        defaults: Mapping[Capability, str] = {Capability.UNDERSTAND: self.models[0],
+                                              Capability.CLASSIFY: self.models[0]} \
+            if self.models else {}
+        where = ", ".join(map(_shown, self.base_urls))
+        return ProviderSpec(
+            name=self.name, factory=self._factory(), describe=lambda model: info,
+            default_models=defaults, check=self._check,
+            description=f"OpenAI-compatible endpoint{'s' if len(self.base_urls) > 1 else ''} "
+                        f"{where}" + (f" (models: {', '.join(self.models)})" if self.models
+                                       else " (name a model: '" + self.name + ":MODEL')"),
+            offer_as_default=bool(self.models))
+
+    def _check(self, model: str) -> Availability:
+        return sdk_missing() or AVAILABLE
+
+    def _factory(self) -> Callable[[str], Model]:
+        def make(model: str) -> Model:
+            from ._clients import ClientPool, Endpoints
+            from ._model import ChatModel
+
+            config = Endpoints(urls=tuple(self.base_urls), api_key=self.key())
+            pool = ClientPool(lambda: config, lambda: 0)
+            return ChatModel(f"{self.name}:{model}", compatible_info(self.is_local), model,
+                             pool, compatible=True, logprobs=self.logprobs)
+        return make
+
+    @hookimpl
+    def register_providers(self, register: Callable[[ProviderSpec], None]) -> None:
+        register(self.spec())
+
+
+def _validate(name: str, base_urls: Sequence[str]) -> tuple[str, ...]:
+    if not _NAME.match(name) or name in _RESERVED:
+        raise InvalidInputError(f"Endpoint name {name!r} must start with a letter, use letters, "
+                                f"digits, '_', '-' or '.', and not be one of {sorted(_RESERVED)}.")
+    urls = tuple(url.strip().rstrip("/") for url in base_urls if url.strip())
+    if not urls:
+        raise InvalidInputError(f"Endpoint {name!r} needs at least one base URL.")
+    for url in urls:
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+            raise InvalidInputError(f"Endpoint {name!r}: {url!r} is not an http(s) base URL "
+                                    "such as 'http://localhost:8000/v1'.")
+    return urls
+
+
+def add_endpoint(name: str, base_urls: str | Sequence[str], *, api_key: str | None = None,
+                 models: Sequence[str] | None = None, local: bool | None = None,
+                 logprobs: bool = True) -> Endpoint:
+    """Register an OpenAI-compatible server as provider *name* (``"NAME:MODEL"``).
+
+    Understand and classify then run against it (vLLM, TGI, Ollama, LM Studio,
+    ...). With several base URLs, calls are spread round-robin and a connection
+    failure moves the call to the next one.
+
+    Args:
+        name: the provider name, e.g. ``"vllm"``.
+        base_urls: one URL or several, e.g. ``"http://gpu1:8000/v1"``.
+        api_key: bearer token, if the server wants one (else ``NAME_API_KEY``).
+        models: served models; the first is what bare ``"NAME"`` means.
+        local: whether data stays on this machine (default: all URLs are loopback).
+        logprobs: ask for logprobs when classifying.
+
+    Example:
+        >>> import mmsdk, mmsdk_openai
+        >>> _ = mmsdk_openai.add_endpoint("vllm", ["http://gpu1:8000/v1", "http://gpu2:8000/v1"],
+        ...                               models=["Qwen/Qwen2.5-VL-7B-Instruct"])
+        >>> mmsdk.understand("Describe", images=["x.png"], provider="vllm").text
+    """
+    urls = _validate(name, [base_urls] if isinstance(base_urls, str) else base_urls)
+    add_secret(api_key)
+    endpoint = Endpoint(name, urls, api_key, tuple(models or ()), local, logprobs)
+    register_plugin(endpoint, f"mmsdk_openai:{name}")
+    return endpoint
+
+
+def remove_endpoint(name: str) -> None:
+    """Unregister an endpoint added with :func:`add_endpoint` (closing its clients)."""
+    unregister_plugin(f"mmsdk_openai:{name}")
+
+
+def endpoints_from_env(value: str | None = None) -> list[Endpoint]:
+    """Endpoints named in ``MMSDK_OPENAI_COMPATIBLE``.
+
+    Format: ``NAME[#MODEL]=URL[,URL...]``, several separated by ``;``, e.g.
+    ``vllm#Qwen/Qwen2.5-VL-7B-Instruct=http://h1:8000/v1,http://h2:8000/v1;ollama=http://localhost:11434/v1``.
+    """
+    raw = os.environ.get(ENV_VAR, "") if value is None else value
+    found = []
+    for entry in filter(None, (part.strip() for part in raw.split(";"))):
+        head, sep, urls = entry.partition("=")
+        if not sep:
+            raise InvalidInputError(f"{ENV_VAR}: {entry!r} must look like NAME=URL[,URL...].")
+        name, _, model = head.strip().partition("#")
+        found.append(Endpoint(name.strip(), _validate(name.strip(), urls.split(",")),
+                              models=(model.strip(),) if model.strip() else ()))
+    return found
+
+
+def register_all(register: Callable[[ProviderSpec], None]) -> None:
+    """Register ``openai`` plus every endpoint in ``MMSDK_OPENAI_COMPATIBLE``."""
+    register(openai_spec())
+    for endpoint in endpoints_from_env():
+        register(endpoint.spec())
+

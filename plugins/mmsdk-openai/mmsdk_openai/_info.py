@@ -1,0 +1,60 @@
+"""What each model declares to the router: capabilities, parameters, options, media limits."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from mmsdk.plugin import Capability, MediaLimits, ModelInfo
+
+from ._config import is_image_model
+
+__all__ = [
+    "CHAT_OPTIONS",
+    "COMPATIBLE_LIMITS",
+    "IMAGE_OPTIONS",
+    "OPENAI_CHAT_LIMITS",
+    "compatible_info",
+    "describe_openai",
+]
+
+MB = 1024 * 1024
+
+# OpenAI vision input rules (platform docs, "Images and vision"): PNG, JPEG,
+# WEBP, non-animated GIF; up to 20 MB per image and 500 images per request;
+# detail=high works on images fit inside 2048 x 2048.
+OPENAI_CHAT_LIMITS = MediaLimits(formats=("png", "jpeg", "webp", "gif"), max_long_edge=2048,
+                                 max_bytes=20 * MB, max_images=500)
+# images.edit: png, webp or jpg under 50 MB each, at most 16 images.
+IMAGE_EDIT_LIMITS = MediaLimits(formats=("png", "webp", "jpeg"), max_bytes=50 * MB,
+                                max_images=16)
+# Servers differ (vLLM, TGI, Ollama, LM Studio): PNG and JPEG are what all decode.
+COMPATIBLE_LIMITS = MediaLimits(formats=("png", "jpeg"), max_long_edge=2048, max_bytes=20 * MB)
+
+CHAT_SUPPORTS = frozenset({"system", "max_tokens", "temperature", "schema", "stream", "detail",
+                           "multi_label"})
+# seed -> the API's seed field; logprobs/top_logprobs steer classification scores.
+CHAT_OPTIONS = frozenset({"seed", "top_p", "stop", "reasoning_effort", "safety_identifier",
+                          "logprobs", "top_logprobs"})
+IMAGE_SUPPORTS = frozenset({"width", "height", "n", "image", "mask"})
+IMAGE_OPTIONS = frozenset({"quality", "background", "output_format", "output_compression",
+                           "moderation", "input_fidelity", "safety_identifier"})
+MAX_IMAGES_PER_CALL = 10
+
+
+@lru_cache(maxsize=256)
+def describe_openai(model: str) -> ModelInfo:
+    """ModelInfo for an ``openai:MODEL`` string (cached: the router asks on every call)."""
+    if is_image_model(model):
+        return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=IMAGE_SUPPORTS,
+                         options=IMAGE_OPTIONS, limits=IMAGE_EDIT_LIMITS,
+                         max_n=MAX_IMAGES_PER_CALL, local=False, cost_hint=4.0, speed_hint=8.0)
+    return ModelInfo(capabilities=frozenset({Capability.UNDERSTAND, Capability.CLASSIFY}),
+                     supports=CHAT_SUPPORTS, options=CHAT_OPTIONS, limits=OPENAI_CHAT_LIMITS,
+                     local=False, cost_hint=2.0, speed_hint=2.0)
+
+
+def compatible_info(local: bool) -> ModelInfo:
+    """ModelInfo for a model behind an OpenAI-compatible endpoint."""
+    return ModelInfo(capabilities=frozenset({Capability.UNDERSTAND, Capability.CLASSIFY}),
+                     supports=CHAT_SUPPORTS, options=CHAT_OPTIONS, limits=COMPATIBLE_LIMITS,
+                     local=local, cost_hint=0.5 if local else 1.0, speed_hint=2.0)

@@ -1,0 +1,207 @@
+"""Model objects: GPT image models (generate) and chat models (understand, classify).
+
+Imported by the factories only: this is where the ``openai`` SDK gets imported.
+Every SDK call runs inside :func:`boundary`, the plugin's one error boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, cast
+
+import openai
+
+from mmsdk.plugin import (
+    Classify,
+    ClassifyRequest,
+    ClassifyResult,
+    Generate,
+    GenerateRequest,
+    GenerateResult,
+    Model,
+    ModelInfo,
+    PreparedImage,
+    StreamEvent,
+    Understand,
+    UnderstandRequest,
+    UnderstandResult,
+    classification_prompt,
+    classification_schema,
+    scores_from_answer,
+)
+
+from ._chat import ChatParams, StreamState, answer_from, chat_params, understand_params
+from ._classify import label_logprobs
+from ._clients import ClientPool
+from ._errors import boundary
+from ._images import edit_files, image_params, result_from
+
+__all__ = ["ChatModel", "ImageModel", "reads_logprobs"]
+
+# Reasoning families reject logprobs on Chat Completions; classify uses the rule there.
+_REASONING = re.compile(r"^(o\d|gpt-5|gpt-6)")
+
+
+def reads_logprobs(model: str) -> bool:
+    """Whether classification asks *model* for logprobs by default."""
+    return _REASONING.match(model) is None
+
+
+class _PoolModel(Model):
+    """A model object holding its SDK clients (created once, closed by :meth:`close`)."""
+
+    def __init__(self, provider: str, info: ModelInfo, name: str, pool: ClientPool, *,
+                 compatible: bool = False, logprobs: bool = True) -> None:
+        super().__init__(provider, info)
+        self.name = name
+        self.pool = pool
+        self.compatible = compatible
+        self.logprobs = logprobs
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _sender(body: ChatParams, timeout: float | None) -> Callable[[openai.OpenAI], Any]:
+    """``client -> ChatCompletion`` (or a ``Stream`` when the body asks to stream)."""
+    params: dict[str, Any] = _with_timeout(dict(body), timeout)
+    return lambda client: client.chat.completions.create(**params)
+
+
+def _asender(body: ChatParams, timeout: float | None
+             ) -> Callable[[openai.AsyncOpenAI], Awaitable[Any]]:
+    """Async twin of :func:`_sender`."""
+    params: dict[str, Any] = _with_timeout(dict(body), timeout)
+    return lambda client: client.chat.completions.create(**params)
+
+
+def _with_timeout(params: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+    if timeout is not None:
+        params["timeout"] = timeout
+    return params
+
+
+class ImageModel(_PoolModel, Generate):
+    """A GPT image model: ``images.generate``, or ``images.edit`` when an image is given."""
+
+    def generate(self, request: GenerateRequest) -> GenerateResult:
+        params = _with_timeout(image_params(self.name, request), request.timeout)
+        with boundary(self.provider):
+            if request.image is not None:
+                params.update(edit_files(request))
+                response = self.pool.call(lambda client: client.images.edit(**params))
+            else:
+                response = self.pool.call(lambda client: client.images.generate(**params))
+            return result_from(response, self.provider)
+
+    async def agenerate(self, request: GenerateRequest) -> GenerateResult:
+        params = _with_timeout(image_params(self.name, request), request.timeout)
+        with boundary(self.provider):
+            if request.image is not None:
+                params.update(edit_files(request))
+                response = await self.pool.acall(lambda client: client.images.edit(**params))
+            else:
+                response = await self.pool.acall(
+                    lambda client: client.images.generate(**params))
+            return result_from(response, self.provider)
+
+
+class ChatModel(_PoolModel, Understand, Classify):
+    """A chat model (OpenAI or an OpenAI-compatible server) through Chat Completions.
+
+    The body is built here as plain JSON and sent with the SDK's public
+    ``client.post`` (its route for raw requests): same client, auth, errors and
+    stream decoding as ``chat.completions.create``, without re-walking the body
+    against the SDK's TypedDicts, which costs more than all of mmsdk's routing.
+    """
+
+    # -- understand ------------------------------------------------------------
+    def _params(self, request: UnderstandRequest, stream: bool = False) -> ChatParams:
+        params = understand_params(self.name, request, compatible=self.compatible)
+        if stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
+        return params
+
+    def understand(self, request: UnderstandRequest) -> UnderstandResult:
+        send = _sender(self._params(request), request.timeout)
+        with boundary(self.provider):
+            response = self.pool.call(send)
+            return answer_from(response, self.provider, len(request.images))[0]
+
+    async def aunderstand(self, request: UnderstandRequest) -> UnderstandResult:
+        send = _asender(self._params(request), request.timeout)
+        with boundary(self.provider):
+            response = await self.pool.acall(send)
+            return answer_from(response, self.provider, len(request.images))[0]
+
+    def understand_stream(self, request: UnderstandRequest) -> Iterator[StreamEvent]:
+        send = _sender(self._params(request, stream=True), request.timeout)
+        state = StreamState(self.provider, len(request.images))
+        with boundary(self.provider):
+            stream = cast("openai.Stream[Any]", self.pool.call(send))
+            try:
+                for chunk in stream:
+                    text = state.feed(chunk)
+                    if text:
+                        yield text
+            finally:
+                stream.close()
+            final = state.result()
+        yield final
+
+    async def aunderstand_stream(self, request: UnderstandRequest) -> AsyncIterator[StreamEvent]:
+        send = _asender(self._params(request, stream=True), request.timeout)
+        state = StreamState(self.provider, len(request.images))
+        with boundary(self.provider):
+            stream = cast("openai.AsyncStream[Any]", await self.pool.acall(send))
+            try:
+                async for chunk in stream:
+                    text = state.feed(chunk)
+                    if text:
+                        yield text
+            finally:
+                await stream.close()
+            final = state.result()
+        yield final
+
+    # -- classify --------------------------------------------------------------
+    def _classify_params(self, image: PreparedImage, request: ClassifyRequest) -> ChatParams:
+        labels, multi = request.labels, request.multi_label
+        schema = {"type": "json_schema", "json_schema": {
+            "name": "classification", "schema": classification_schema(labels, multi),
+            "strict": True}}
+        options = request.options
+        params = chat_params(self.name, classification_prompt(labels, multi), [image],
+                             response_format=schema, options=options,
+                             compatible=self.compatible)
+        if options.get("logprobs", self.logprobs):
+            params["logprobs"] = True
+            params["top_logprobs"] = options.get("top_logprobs", min(20, 2 * len(labels) + 5))
+        return params
+
+    def _scored(self, response: Any, request: ClassifyRequest) -> ClassifyResult:
+        answer, logprobs = answer_from(response, self.provider, 1)
+        tokens = getattr(logprobs, "content", None) if logprobs is not None else None
+        from_logprobs = label_logprobs(tokens, answer.text, request.labels, request.multi_label)
+        scores = scores_from_answer(answer.text, request.labels, request.multi_label,
+                                    from_logprobs)
+        return ClassifyResult(scores=scores, model=answer.model, usage=answer.usage)
+
+    def classify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        results = []
+        with boundary(self.provider):
+            for image in request.images:
+                send = _sender(self._classify_params(image, request), request.timeout)
+                results.append(self._scored(self.pool.call(send), request))
+        return results
+
+    async def aclassify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        async def one(image: PreparedImage) -> ClassifyResult:
+            send = _asender(self._classify_params(image, request), request.timeout)
+            return self._scored(await self.pool.acall(send), request)
+
+        with boundary(self.provider):
+            return list(await asyncio.gather(*(one(image) for image in request.images)))
