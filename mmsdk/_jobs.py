@@ -139,7 +139,9 @@ class Job:
             raise Skip(exc) from None
         if self.video is not None:
             updates["video"] = self.video if native_video else None
-        request = self.request.model_copy(update=updates)
+        changed = {k: v for k, v in updates.items() if getattr(self.request, k) is not v
+                   and not (v == [] and getattr(self.request, k) == [])}
+        request = self.request.model_copy(update=changed) if changed else self.request
         return Bound(resolved, request, warnings, sent)
 
 

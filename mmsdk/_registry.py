@@ -107,6 +107,7 @@ class Registry:
         self.failures: dict[str, str] = {}
         self.owners: dict[str, str] = {}
         self._models: dict[str, Model] = {}
+        self._resolved: dict[tuple[str, Capability | None], Resolved] = {}
         self._lock = threading.Lock()
 
     def load_entry_points(self, group: str = "mmsdk") -> None:
@@ -121,6 +122,7 @@ class Registry:
 
     def add_plugin(self, plugin: object, name: str) -> None:
         """Register *plugin* (a module or object with hookimpls) and collect its providers."""
+        self._resolved.clear()
         try:
             self._pm.register(plugin, name=name)
         except ValueError as exc:
@@ -139,6 +141,7 @@ class Registry:
 
     def remove_plugin(self, name: str) -> None:
         """Unregister a plugin and everything it registered."""
+        self._resolved.clear()
         if self._pm.has_plugin(name):
             self._pm.unregister(name=name)
         for key in [k for k, owner in self.owners.items() if owner == name]:
@@ -185,7 +188,20 @@ class Registry:
         return sorted({*self.specs, *self.aliases})
 
     def resolve(self, text: str, capability: Capability | None = None) -> Resolved:
-        """Turn ``"plugin:model"``, an alias or a bare plugin name into a :class:`Resolved`."""
+        """Turn ``"plugin:model"``, an alias or a bare plugin name into a :class:`Resolved`.
+
+        Results are cached (so each model's ``describe()`` runs once) until the
+        set of plugins changes.
+        """
+        key = (text, capability)
+        cached = self._resolved.get(key) if isinstance(text, str) else None
+        if cached is not None:
+            return cached
+        resolved = self._resolve(text, capability)
+        self._resolved[key] = resolved
+        return resolved
+
+    def _resolve(self, text: str, capability: Capability | None) -> Resolved:
         if not isinstance(text, str) or not text.strip():
             raise UnknownProviderError(f"A provider must be a non-empty string like "
                                        f"'openai:gpt-4o', got {text!r}.")

@@ -158,7 +158,7 @@ def test_classify_one_or_many(fake: TestProvider) -> None:
     assert abs(sum(one.scores.values()) - 1) < 1e-9
     assert one.top == one.ranked[0] and one.top[1] == max(one.scores.values())
     many = mmsdk.classify([red, blue], labels=["cat", "dog"], provider="fake:m")
-    assert [m.scores for m in many][0] == mmsdk.classify(red, ["cat", "dog"],
+    assert next(m.scores for m in many) == mmsdk.classify(red, ["cat", "dog"],
                                                          provider="fake:m").scores
     multi = mmsdk.classify(red, labels=["cat", "dog"], provider="fake:m", multi_label=True,
                            template="a drawing of a {}")
@@ -218,7 +218,7 @@ def test_video_becomes_frames_for_image_only_models(clip_path: Path) -> None:
     assert request.video is None and len(request.images) == 4
     reds = [np.asarray(image.image)[16, 16, 0] for image in request.images]
     assert reds == sorted(reds) and reds[0] < reds[-1]
-    assert [s.source for s in result.sent][0] == "clip.mp4 frame 0"
+    assert next(s.source for s in result.sent) == "clip.mp4 frame 0"
 
 
 def test_native_video_models_get_the_file(fake: TestProvider, clip_path: Path) -> None:

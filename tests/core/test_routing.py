@@ -120,9 +120,8 @@ def test_everything_failing_lists_every_attempt(primary: TestProvider,
                                                 backup: TestProvider) -> None:
     primary.failures = [mmsdk.ProviderServerError] * 2
     backup.failures = [mmsdk.AuthenticationError]
-    with TestProvider("offline", available=False):
-        with pytest.raises(mmsdk.AllProvidersFailedError) as info:
-            mmsdk.Router(["primary:m", "offline:m", "backup:m"], FAST).understand("hi")
+    with TestProvider("offline", available=False), pytest.raises(mmsdk.AllProvidersFailedError) as info:
+        mmsdk.Router(["primary:m", "offline:m", "backup:m"], FAST).understand("hi")
     error = info.value
     assert [(a.provider, a.outcome) for a in error.attempts] == [
         ("offline:m", "skipped"), ("primary:m", "error"), ("primary:m", "error"),
