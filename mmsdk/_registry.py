@@ -201,6 +201,15 @@ class Registry:
         self._resolved[key] = resolved
         return resolved
 
+    def forget(self, provider: str) -> None:
+        """Drop cached resolutions of *provider*, so its ``describe()`` runs again.
+
+        Routing calls this when a provider is unavailable: what it describes may
+        change once its weights, package or key appear.
+        """
+        for key in [k for k, r in self._resolved.items() if r.provider == provider]:
+            self._resolved.pop(key, None)
+
     def _resolve(self, text: str, capability: Capability | None) -> Resolved:
         if not isinstance(text, str) or not text.strip():
             raise UnknownProviderError(f"A provider must be a non-empty string like "
@@ -256,6 +265,7 @@ class Registry:
         return model
 
     def _forget(self, provider: str | None) -> list[Model]:
+        self._resolved.clear()
         with self._lock:
             keys = [k for k in self._models
                     if provider is None or k == provider or k.partition(":")[0] == provider]

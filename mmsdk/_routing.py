@@ -93,6 +93,8 @@ class _Run:
             try:
                 bounds.append(self.job.bind(resolved, lenient=self.policy.lenient))
             except Skip as skip:
+                if isinstance(skip.error, ProviderUnavailableError):
+                    self.registry.forget(resolved.provider)
                 self._skip(resolved.provider, skip.error)
         # An options key no candidate accepts is the caller's mistake, not a skip.
         if not bounds and self.errors and all(isinstance(e, InvalidInputError)

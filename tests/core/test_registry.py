@@ -188,3 +188,20 @@ async def test_aunload_awaits_each_models_aclose(
     model.aclose = aclose  # type: ignore[method-assign]
     await registry.aunload()
     assert closed == ["shout:loud"] and registry._models == {}
+
+
+def test_an_unavailable_provider_is_described_again_on_the_next_call() -> None:
+    from mmsdk.testing import TestProvider
+
+    with TestProvider("late", available=False) as late:
+        described = []
+        spec = mmsdk._registry.get_registry().specs["late"]
+        original = spec.describe
+        object.__setattr__(spec, "describe", lambda m: described.append(m) or original(m))
+        for _ in range(2):
+            with pytest.raises(mmsdk.ProviderUnavailableError):
+                mmsdk.understand("x", provider="late:m")
+        late.available = True
+        mmsdk.understand("x", provider="late:m")
+        mmsdk.understand("x", provider="late:m")
+    assert described == ["m", "m", "m"]  # re-described after each unavailable call, then cached

@@ -1,0 +1,93 @@
+"""Loaded checkpoints, kept for reuse across calls: a small LRU shared by the process.
+
+At most ``MMSDK_TRANSFORMERS_MAX_LOADED`` (default 3) model + processor pairs
+stay loaded; loading another evicts the least recently used. A key is loaded
+once even when many threads ask for it at the same moment (one lock per key;
+the others wait for that load rather than starting their own).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+from ._loading import Loaded
+
+__all__ = ["LoadedCache", "free_memory", "shared_cache"]
+
+
+def free_memory() -> None:
+    """Collect dropped models now and hand cached GPU blocks back to the driver."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+class LoadedCache:
+    """An LRU of :class:`Loaded` checkpoints keyed by (checkpoint, task, load options)."""
+
+    def __init__(self, capacity: int = 3) -> None:
+        self.capacity = max(1, capacity)
+        self._entries: OrderedDict[Hashable, Loaded] = OrderedDict()
+        self._loading: dict[Hashable, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable, load: Callable[[], Loaded]) -> Loaded:
+        """The entry for *key*, calling *load* only if it is not loaded yet."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                return entry
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None:  # another thread loaded it while this one waited
+                    self._entries.move_to_end(key)
+                    return entry
+            try:
+                entry = load()
+            except BaseException:
+                with self._lock:
+                    self._loading.pop(key, None)
+                raise
+            with self._lock:
+                self._entries[key] = entry
+                self._loading.pop(key, None)
+                evicted = []
+                while len(self._entries) > self.capacity:
+                    evicted.append(self._entries.popitem(last=False)[1])
+        if evicted:
+            del evicted
+            free_memory()
+        return entry
+
+    def drop(self, match: Callable[[Hashable], bool]) -> int:
+        """Forget every entry whose key satisfies *match*; returns how many went."""
+        with self._lock:
+            keys = [key for key in self._entries if match(key)]
+            for key in keys:
+                del self._entries[key]
+        if keys:
+            free_memory()
+        return len(keys)
+
+
+def _capacity() -> int:
+    try:
+        return int(os.environ.get("MMSDK_TRANSFORMERS_MAX_LOADED", "3"))
+    except ValueError:
+        return 3
+
+
+shared_cache = LoadedCache(_capacity())
+"""The process-wide cache every transformers model object loads through."""
