@@ -71,12 +71,14 @@ class Job:
     media: dict[str, list[LoadedImage]] = field(default_factory=dict)
     video: VideoInput | None = None
 
-    def bind(self, resolved: Resolved, *, lenient: bool) -> Bound:
+    def bind(self, resolved: Resolved, *, lenient: bool, check: bool = True) -> Bound:
         """Fit this job to *resolved* or raise :class:`Skip` saying why not.
 
         Args:
             resolved: the candidate provider.
             lenient: drop unsupported first-class options with a warning.
+            check: run the provider's availability check (routing skips it for a
+                provider whose model object is already loaded).
         """
         provider = resolved.provider
         info = resolved.info
@@ -119,8 +121,8 @@ class Job:
                 warnings.append(f"{provider} ignored {feature}: not supported")
             if "n" in missing:
                 updates["n"] = info.max_n
-        availability = resolved.availability()
-        if not availability.ok:
+        availability = resolved.availability() if check else None
+        if availability is not None and not availability.ok:
             raise Skip(ProviderUnavailableError(f"{provider} is unavailable here: "
                                                 f"{availability.reason}.", provider=provider,
                                                 fix=availability.fix))

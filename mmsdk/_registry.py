@@ -251,6 +251,10 @@ class Registry:
             "Run 'mmsdk providers' to see what is installed.",
             provider=text, suggestions=close)
 
+    def is_loaded(self, provider: str) -> bool:
+        """Whether a model object for *provider* exists (so it was available)."""
+        return provider in self._models
+
     def model(self, resolved: Resolved) -> Model:
         """The model object for *resolved*, created once and reused."""
         key = resolved.provider

@@ -91,7 +91,9 @@ class _Run:
                     "local_only.", provider=resolved.provider))
                 continue
             try:
-                bounds.append(self.job.bind(resolved, lenient=self.policy.lenient))
+                loaded = self.registry.is_loaded(resolved.provider)
+                bounds.append(self.job.bind(resolved, lenient=self.policy.lenient,
+                                            check=not loaded))
             except Skip as skip:
                 if isinstance(skip.error, ProviderUnavailableError):
                     self.registry.forget(resolved.provider)
