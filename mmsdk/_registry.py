@@ -190,15 +190,17 @@ class Registry:
     def resolve(self, text: str, capability: Capability | None = None) -> Resolved:
         """Turn ``"plugin:model"``, an alias or a bare plugin name into a :class:`Resolved`.
 
-        Results are cached (so each model's ``describe()`` runs once) until the
-        set of plugins changes.
+        Strings that name a model are cached (so each model's ``describe()``
+        runs once) until the set of plugins changes; a bare plugin name is not,
+        because its default model may be configured at run time.
         """
         key = (text, capability)
         cached = self._resolved.get(key) if isinstance(text, str) else None
         if cached is not None:
             return cached
         resolved = self._resolve(text, capability)
-        self._resolved[key] = resolved
+        if ":" in self.aliases.get(text.strip(), text):
+            self._resolved[key] = resolved
         return resolved
 
     def forget(self, provider: str) -> None:
