@@ -7,6 +7,8 @@ import importlib.util
 import json
 import math
 import os
+import socket
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +31,7 @@ __all__ = [
     "error_for_status",
     "error_for_transport",
     "first_env",
+    "host_reachable",
     "missing_packages",
     "parse_retry_after",
     "scores_from_answer",
@@ -51,6 +54,35 @@ def missing_packages(*modules: str, install: str) -> Availability:
         return Availability.no(f"package(s) {', '.join(missing)} not installed",
                                f"pip install {install}")
     return Availability.yes()
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+_probes: dict[tuple[str, int], tuple[float, bool]] = {}
+_probes_lock = threading.Lock()
+
+
+def host_reachable(host: str, port: int, *, timeout: float = 1.5, remember: float = 60.0) -> bool:
+    """Whether one TCP connect to *host*:*port* succeeds; the answer is remembered.
+
+    For availability checks that must fail fast where a client library would
+    retry for many seconds (a model hub with no network). Behind a proxy a
+    direct connect proves nothing, so the host is assumed reachable.
+    """
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return True
+    target = (host, port)
+    with _probes_lock:
+        known = _probes.get(target)
+    if known is not None and time.monotonic() - known[0] < remember:
+        return known[1]
+    try:
+        with socket.create_connection(target, timeout=timeout):
+            reachable = True
+    except OSError:
+        reachable = False
+    with _probes_lock:
+        _probes[target] = (time.monotonic(), reachable)
+    return reachable
 
 
 def first_env(*names: str) -> str | None:

@@ -50,6 +50,7 @@ from ._plugin_helpers import (
     error_for_status,
     error_for_transport,
     first_env,
+    host_reachable,
     missing_packages,
     parse_retry_after,
     scores_from_answer,
@@ -81,6 +82,6 @@ __all__ = [
     "RateLimitError", "Request", "StreamEvent", "Understand", "UnderstandRequest",
     "UnderstandResult", "UnknownProviderError", "Usage", "VideoInput", "add_secret",
     "classification_prompt", "classification_schema", "error_for_status", "error_for_transport",
-    "first_env", "hookimpl", "missing_packages", "parse_retry_after", "redact",
+    "first_env", "hookimpl", "host_reachable", "missing_packages", "parse_retry_after", "redact",
     "register_plugin", "scores_from_answer", "unregister_plugin",
 ]

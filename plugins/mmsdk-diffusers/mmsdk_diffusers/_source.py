@@ -17,16 +17,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from mmsdk.plugin import Availability
+from mmsdk.plugin import Availability, host_reachable
 
 __all__ = [
     "Source",
@@ -44,10 +41,6 @@ __all__ = [
 INSTALL = "'mmsdk[local]'"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 _TRUE = {"1", "true", "yes", "on"}
-_PROBE_TTL = 60.0
-_PROBE_TIMEOUT = 1.5
-_probe_lock = threading.Lock()
-_probe_cache: dict[tuple[str, int], tuple[float, bool]] = {}
 
 
 @dataclass(frozen=True)
@@ -115,26 +108,8 @@ def _endpoint() -> tuple[str, int]:
 
 
 def hub_reachable() -> bool:
-    """One TCP connect to the hub endpoint (1.5 s at most), remembered for a minute.
-
-    Behind a proxy a direct connect says nothing, so the hub is assumed reachable.
-    """
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    target = _endpoint()
-    now = time.monotonic()
-    with _probe_lock:
-        cached = _probe_cache.get(target)
-        if cached is not None and now - cached[0] < _PROBE_TTL:
-            return cached[1]
-    try:
-        with socket.create_connection(target, timeout=_PROBE_TIMEOUT):
-            ok = True
-    except OSError:
-        ok = False
-    with _probe_lock:
-        _probe_cache[target] = (time.monotonic(), ok)
-    return ok
+    """One quick TCP connect to the hub endpoint, remembered for a minute."""
+    return host_reachable(*_endpoint())
 
 
 def cached_file(repo_id: str, filename: str) -> Path | None:

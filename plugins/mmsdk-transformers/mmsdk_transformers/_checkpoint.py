@@ -14,13 +14,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from mmsdk.plugin import Availability, ProviderUnavailableError, missing_packages
+from mmsdk.plugin import (
+    Availability,
+    ProviderUnavailableError,
+    host_reachable,
+    missing_packages,
+)
 
 from ._presets import KNOWN_TASKS
 
@@ -48,7 +52,6 @@ SIGMOID_TYPES = frozenset({"siglip", "siglip2"})
 INSTALL = "pip install 'mmsdk[local]'"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _WEIGHTS = (".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json")
-_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,14 @@ def _cache_dir() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
+def _hub_endpoint() -> tuple[str, int]:
+    from huggingface_hub import constants
+
+    endpoint = urlsplit(constants.ENDPOINT)
+    return (endpoint.hostname or "huggingface.co",
+            endpoint.port or (443 if endpoint.scheme == "https" else 80))
+
+
 def _download_fix(repo_id: str) -> str:
     return (f"download it where the network is reachable with `hf download {repo_id}` "
             f"(into HF_HUB_CACHE, now {_cache_dir()}), or unset HF_HUB_OFFLINE, or save the "
@@ -196,11 +207,15 @@ def check(model: str) -> Availability:
                                    "point at a folder written by save_pretrained() "
                                    "(config.json, weights, processor files)")
         return Availability.yes()
-    if not _offline():
-        return Availability.yes()
     config = _cached_config(checkpoint.name)
     if config is not None and _has_weights(config.parent):
         return Availability.yes()
+    if not _offline():
+        if host_reachable(*_hub_endpoint()):
+            return Availability.yes()  # first use downloads it
+        return Availability.no(f"{checkpoint.name} is not downloaded and the hub "
+                               f"({_hub_endpoint()[0]}) cannot be reached",
+                               _download_fix(checkpoint.name))
     return Availability.no(
         f"the weights of {checkpoint.name} are not in the Hugging Face cache and "
         "HF_HUB_OFFLINE=1 forbids downloading them", _download_fix(checkpoint.name))
@@ -214,20 +229,13 @@ def ensure_fetchable(checkpoint: Checkpoint, provider: str) -> None:
     cached checkpoints, offline mode (no request is made then) and behind a proxy
     (the client, not this probe, knows how to go through it).
     """
-    if checkpoint.local or _offline() or any(os.environ.get(v) for v in _PROXY_VARS):
+    if checkpoint.local or _offline():
         return
     config = _cached_config(checkpoint.name)
     if config is not None and _has_weights(config.parent):
         return
-    from huggingface_hub import constants
-
-    endpoint = urlsplit(constants.ENDPOINT)
-    host = endpoint.hostname or "huggingface.co"
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=3.0).close()
-    except OSError as exc:
+    host, port = _hub_endpoint()
+    if not host_reachable(host, port):
         raise ProviderUnavailableError(
-            f"{provider}: {checkpoint.name} is not downloaded yet and {constants.ENDPOINT} cannot "
-            f"be reached ({type(exc).__name__}: {exc}).", provider=provider,
-            fix=_download_fix(checkpoint.name)) from None
+            f"{provider}: {checkpoint.name} is not downloaded yet and {host}:{port} cannot "
+            "be reached.", provider=provider, fix=_download_fix(checkpoint.name))

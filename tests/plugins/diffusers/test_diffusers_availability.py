@@ -101,7 +101,6 @@ def test_generate_with_missing_weights_fails_before_any_connection(no_network: l
 def test_unreachable_hub_is_unavailable_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Online mode but nothing listening: one refused connect, not a retry loop."""
     from huggingface_hub import constants
-    from mmsdk_diffusers import _source
 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -109,7 +108,6 @@ def test_unreachable_hub_is_unavailable_at_once(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    monkeypatch.setattr(_source, "_probe_cache", {})
     result = availability("acme/never-downloaded")
     assert not result.ok and "cannot be reached" in result.reason
     assert "HF_HUB_OFFLINE" not in result.fix
