@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     cases = {label: code for label, code in CASES.items()
-             if "openai" not in label and "anthropic" not in label
+             if ("openai" not in label and "anthropic" not in label)
              or importlib.util.find_spec(label.split()[-1]) is not None}
     # Interleave the cases so background load affects them alike.
     results: dict[str, list[float]] = {label: [] for label in cases}

@@ -30,7 +30,7 @@ def test_public_addresses_are_allowed(address: str) -> None:
 def test_loopback_url_refused_by_default_without_a_request(
         loopback: LoopbackServer, png_bytes: bytes) -> None:
     loopback.queue(Reply(body=png_bytes))
-    with pytest.raises(mmsdk.InvalidInputError, match="loopback.*allow_private_urls"):
+    with pytest.raises(mmsdk.InvalidInputError, match=r"loopback.*allow_private_urls"):
         load_image(f"{loopback.url}/a.png")
     assert loopback.received == []
 

@@ -140,7 +140,7 @@ def test_unknown_provider_suggests_close_matches(
 def test_retired_model_names_its_successor_before_any_call(
         monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
     registry = load(monkeypatch, plugin_dir, {"shout": ("plug_good", GOOD)})
-    with pytest.raises(mmsdk.UnknownProviderError, match="retired. Use shout:loud"):
+    with pytest.raises(mmsdk.UnknownProviderError, match=r"retired\. Use shout:loud"):
         mmsdk.Router("shout:whisper", registry=registry).understand("hi")
     assert registry._models == {}
 

@@ -111,9 +111,9 @@ def test_unavailable_and_incapable_providers_are_skipped_without_a_call(
 
 
 def test_a_lone_unavailable_provider_raises_with_its_fix() -> None:
-    with TestProvider("offline", available=False):
-        with pytest.raises(mmsdk.ProviderUnavailableError, match="Fix: create the TestProvider"):
-            mmsdk.understand("hi", provider="offline:m")
+    with TestProvider("offline", available=False), \
+            pytest.raises(mmsdk.ProviderUnavailableError, match="Fix: create the TestProvider"):
+        mmsdk.understand("hi", provider="offline:m")
 
 
 def test_everything_failing_lists_every_attempt(primary: TestProvider,

@@ -10,38 +10,16 @@ cache seeded offline (``HF_HUB_OFFLINE=1`` comes from tests/conftest.py).
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-
-def _shared_hub_cache() -> str:
-    """One throwaway hub cache for the session, shared with the other local plugins' tests.
-
-    huggingface_hub reads HF_HUB_CACHE when it is imported; setting it here,
-    before anything imports it, keeps every test away from the real cache.
-    (The plugin itself reads HF_HUB_CACHE at call time.) ``MMSDK_TEST_HF_CACHE``
-    lets the other conftests that do the same reuse the folder.
-    """
-    existing = os.environ.get("MMSDK_TEST_HF_CACHE")
-    if existing:
-        return existing
-    path = tempfile.mkdtemp(prefix="mmsdk-test-hf-cache-")
-    atexit.register(shutil.rmtree, path, True)
-    os.environ["MMSDK_TEST_HF_CACHE"] = path
-    return path
-
-
-os.environ["HF_HUB_CACHE"] = _shared_hub_cache()
-
-import pytest  # noqa: E402
+import pytest
+from hub_cache import seed_hub_cache
 
 pytest.importorskip("diffusers", reason="the diffusers plugin needs mmsdk[local]")
 
@@ -111,7 +89,7 @@ def hub_cache(checkpoints: dict[str, Path]) -> Path:
     """The session's hub cache, holding tiny checkpoints under the real repo ids."""
     cache_dir = Path(os.environ["HF_HUB_CACHE"])
     for repo_id, name in HUB_REPOS.items():
-        _tiny.seed_hub_cache(cache_dir, repo_id, checkpoints[name])
+        seed_hub_cache(cache_dir, repo_id, checkpoints[name])
     return cache_dir
 
 

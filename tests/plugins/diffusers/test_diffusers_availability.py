@@ -12,9 +12,9 @@ from typing import Any
 
 import mmsdk_diffusers
 import pytest
+from hub_cache import seed_hub_cache
 from mmsdk_diffusers._errors import _translate
 from mmsdk_diffusers._source import availability, parse_source
-from mmsdk_tests_tiny_diffusers import seed_hub_cache
 
 import mmsdk
 from mmsdk._registry import get_registry

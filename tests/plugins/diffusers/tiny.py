@@ -13,7 +13,6 @@ transformers are installed.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ __all__ = [
     "generator",
     "photo",
     "pixels",
-    "seed_hub_cache",
     "t5_tokenizer",
 ]
 
@@ -234,16 +232,6 @@ def build_ip_adapter(base: Path, folder: Path, *, sdxl: bool = False, seed: int 
     return folder
 
 
-def seed_hub_cache(cache: Path, repo_id: str, folder: Path, revision: str = "0" * 40) -> Path:
-    """Copy *folder* into a hub cache as *repo_id*'s ``main`` snapshot; returns the snapshot."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / revision
-    if snapshot.exists():
-        shutil.rmtree(snapshot)
-    shutil.copytree(folder, snapshot)
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(revision)
-    return snapshot
 
 
 def generator(seed: int = 0, device: str = "cpu") -> torch.Generator:

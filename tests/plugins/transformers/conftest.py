@@ -9,41 +9,19 @@ Face cache seeded offline.
 
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-
-def _shared_hub_cache() -> str:
-    """One throwaway hub cache for the whole test session, shared with other local plugins.
-
-    huggingface_hub reads HF_HUB_CACHE once, when it is imported, and nothing
-    imports it before the conftests run: setting it here (like HF_HUB_OFFLINE
-    in tests/conftest.py) keeps every test away from the developer's real cache.
-    ``MMSDK_TEST_HF_CACHE`` lets another conftest that does the same reuse the folder.
-    """
-    existing = os.environ.get("MMSDK_TEST_HF_CACHE")
-    if existing:
-        return existing
-    path = tempfile.mkdtemp(prefix="mmsdk-test-hf-cache-")
-    atexit.register(shutil.rmtree, path, True)
-    os.environ["MMSDK_TEST_HF_CACHE"] = path
-    return path
-
-
-os.environ["HF_HUB_CACHE"] = _shared_hub_cache()
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import pytest
+from hub_cache import seed_hub_cache
+from PIL import Image
 
 # A repo id per preset the tests drive through the hub-cache path, and what serves it.
 HUB_REPOS = {
@@ -101,7 +79,7 @@ def hub_cache(checkpoints: dict[str, Path]) -> Path:
                     f"refusing to seed {constants.HF_HUB_CACHE}")
     assert constants.HF_HUB_OFFLINE, "tests/conftest.py must set HF_HUB_OFFLINE=1"
     for repo_id, name in HUB_REPOS.items():
-        _tiny.seed_hub_cache(cache_dir, repo_id, checkpoints[name])
+        seed_hub_cache(cache_dir, repo_id, checkpoints[name])
     return cache_dir
 
 

@@ -7,7 +7,7 @@ in memory (no hub, no sentencepiece): byte-level BPE for CLIP, byte-fallback
 BPE for the Llama-style language models and SigLIP. Image processors are the
 PIL ones, so torchvision is not needed.
 
-:func:`seed_hub_cache` copies a folder into a Hugging Face hub cache under a
+:func:`hub_cache.seed_hub_cache` (tests/hub_cache.py) copies a folder into a Hugging Face hub cache under a
 repo id, so ``from_pretrained("ORG/NAME")`` finds it with ``HF_HUB_OFFLINE=1``.
 
 Weights are seeded: the same builder gives the same checkpoint in every process.
@@ -16,7 +16,6 @@ Weights are seeded: the same builder gives the same checkpoint in every process.
 from __future__ import annotations
 
 import itertools
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,6 @@ __all__ = [
     "build_siglip",
     "clip_tokenizer",
     "llama_tokenizer",
-    "seed_hub_cache",
 ]
 
 # LLaVA 1.5's own template (llava-hf/llava-1.5-7b-hf), less its generation tags.
@@ -259,20 +257,4 @@ def build_llava_next(folder: str | Path, seed: int = 0) -> Path:
     return _save(model, processor, Path(folder))
 
 
-def seed_hub_cache(cache: str | Path, repo_id: str, folder: str | Path,
-                   revision: str = "0" * 40) -> Path:
-    """Copy *folder* into the hub cache *cache* as *repo_id* at *revision* (``refs/main``).
-
-    With ``HF_HUB_OFFLINE=1`` and ``HF_HUB_CACHE=cache``, ``from_pretrained(repo_id)``
-    then loads it. Returns the snapshot folder.
-    """
-    org_name = repo_id.replace("/", "--")
-    repo = Path(cache) / f"models--{org_name}"
-    snapshot = repo / "snapshots" / revision
-    if snapshot.exists():
-        shutil.rmtree(snapshot)
-    shutil.copytree(folder, snapshot)
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(revision)
-    return snapshot
 
