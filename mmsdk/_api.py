@@ -242,9 +242,20 @@ def _one_or_many(image: Any, results: list[ClassifyResult]) -> Any:
     return results if isinstance(image, (list, tuple)) else results[0]
 
 
+_routers: dict[str, Router] = {}
+
+
 def _router(provider: ProviderArg) -> Router:
+    """The router for a ``provider=`` argument; one per plain provider string, reused."""
     if isinstance(provider, Router):
         return provider
+    if isinstance(provider, str):
+        router = _routers.get(provider)
+        if router is None:
+            if len(_routers) >= 256:  # bound the memo; strings are normally few
+                _routers.clear()
+            router = _routers[provider] = Router(provider)
+        return router
     return Router(provider)
 
 

@@ -105,7 +105,8 @@ class _Run:
         return bounds
 
     def _skip(self, provider: str, error: MMSDKError) -> None:
-        self.attempts.append(Attempt(provider=provider, outcome="skipped", error=error.message))
+        self.attempts.append(Attempt.model_construct(provider=provider, outcome="skipped",
+                                                     error=error.message, seconds=0.0))
         self.errors.append(error)
 
     def remaining(self) -> float | None:
@@ -132,11 +133,12 @@ class _Run:
             outcome = yield _Call(bound, request, self.streaming)
             seconds = time.monotonic() - began
             if not isinstance(outcome, BaseException):
-                self.attempts.append(Attempt(provider=provider, outcome="ok", seconds=seconds))
+                self.attempts.append(Attempt.model_construct(provider=provider, outcome="ok",
+                                                             error=None, seconds=seconds))
                 return outcome
             error = self._normalise(outcome, provider)
             outcome_name = "skipped" if isinstance(error, ProviderUnavailableError) else "error"
-            self.attempts.append(Attempt(provider=provider, outcome=outcome_name,
+            self.attempts.append(Attempt.model_construct(provider=provider, outcome=outcome_name,
                                          error=f"{type(error).__name__}: {error.message}",
                                          seconds=seconds))
             delay = self._retry_delay(error, attempt)
