@@ -137,10 +137,10 @@ class _Run:
                                                              error=None, seconds=seconds))
                 return outcome
             error = self._normalise(outcome, provider)
-            outcome_name = "skipped" if isinstance(error, ProviderUnavailableError) else "error"
-            self.attempts.append(Attempt.model_construct(provider=provider, outcome=outcome_name,
-                                         error=f"{type(error).__name__}: {error.message}",
-                                         seconds=seconds))
+            skipped = isinstance(error, ProviderUnavailableError)
+            self.attempts.append(Attempt.model_construct(
+                provider=provider, outcome="skipped" if skipped else "error",
+                error=f"{type(error).__name__}: {error.message}", seconds=seconds))
             delay = self._retry_delay(error, attempt)
             if delay is None:
                 raise error
