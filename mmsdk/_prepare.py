@@ -97,8 +97,9 @@ def prepare(loaded: LoadedImage, limits: MediaLimits) -> PreparedImage:
 
 def _sent(loaded: LoadedImage, image: Image.Image, fmt: str | None, size: int | None,
           resized: bool) -> SentImage:
-    return SentImage(source=loaded.source, format=fmt, width=image.width, height=image.height,
-                     bytes=size, resized=resized)
+    # Built from values mmsdk computed itself: no validation needed on this per-image path.
+    return SentImage.model_construct(source=loaded.source, format=fmt, width=image.width,
+                                     height=image.height, bytes=size, resized=resized)
 
 
 def _scale_for(width: int, height: int, limits: MediaLimits) -> float:
