@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from PIL import Image
-from sample_images import encode
+from samples import encode
 
 from mmsdk.testing import TestProvider
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydantic import BaseModel
-from sample_images import encode
+from samples import encode, write_clip
 
 import mmsdk
 from mmsdk.plugin import MediaLimits
@@ -196,18 +196,8 @@ def test_embed_vectors_are_unit_norm_in_input_order(fake: TestProvider) -> None:
 
 @pytest.fixture
 def clip_path(tmp_path: Path) -> Path:
-    av = pytest.importorskip("av")
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(20):
-            frame = av.VideoFrame.from_image(Image.new("RGB", (32, 32), (index * 12, 0, 0)))
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    pytest.importorskip("av")
+    return write_clip(tmp_path / "clip.mp4", frames=20)
 
 
 def test_video_becomes_frames_for_image_only_models(clip_path: Path) -> None:

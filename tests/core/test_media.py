@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from sample_images import encode
+from samples import encode
 
 import mmsdk
 from mmsdk._media import load_image

@@ -7,7 +7,7 @@ import io
 
 import pytest
 from PIL import Image
-from sample_images import encode
+from samples import encode
 
 import mmsdk
 from mmsdk._media import load_image

@@ -14,6 +14,7 @@ import pytest
 from loopback import LoopbackServer, Received, Reply
 from mmsdk_gemini import _settings
 from PIL import Image
+from samples import write_clip
 
 from mmsdk import _registry
 from mmsdk._registry import Registry
@@ -68,21 +69,7 @@ def api(loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> LoopbackSe
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny real mp4 (32x32, 8 frames), written with PyAV."""
-    import av
-    import numpy as np
-
-    path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(8):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), index * 30, np.uint8),
-                                               format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_clip(tmp_path_factory.mktemp("video") / "clip.mp4", frames=8, rate=8)
 
 
 class Wire:

@@ -8,6 +8,7 @@ import pytest
 from loopback import LoopbackServer, Reply
 from PIL import Image
 from pydantic import BaseModel
+from samples import write_clip
 
 import mmsdk
 
@@ -143,17 +144,8 @@ def test_refusal_in_a_stream_is_a_content_policy_error(api: LoopbackServer, wire
 
 
 def test_video_frames_are_sent_as_images(api: LoopbackServer, wire, tmp_path) -> None:
-    av = pytest.importorskip("av")
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=8)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        for index in range(16):
-            frame = av.VideoFrame.from_image(Image.new("RGB", (64, 48), (index * 15, 0, 0)))
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
+    pytest.importorskip("av")
+    path = write_clip(tmp_path / "clip.mp4", frames=16, size=(64, 48), rate=8)
     api.queue(Reply(body=wire.chat("It gets redder.")))
     result = mmsdk.understand("What changes?", video=str(path), frames=4, provider=wire.PROVIDER)
     assert result.text == "It gets redder."

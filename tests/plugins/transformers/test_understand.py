@@ -13,6 +13,7 @@ import torch
 from mmsdk_transformers._prompting import schema_instruction
 from PIL import Image
 from pydantic import BaseModel
+from samples import write_clip
 
 import mmsdk
 
@@ -232,18 +233,8 @@ def test_options_are_validated(provider: Callable[[str], str]) -> None:
 
 @pytest.fixture
 def video_path(tmp_path: Path) -> Path:
-    av = pytest.importorskip("av")
-    path = tmp_path / "clip.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(12):
-            frame = av.VideoFrame.from_image(Image.new("RGB", (32, 32), (index * 20, 0, 0)))
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    pytest.importorskip("av")
+    return write_clip(tmp_path / "clip.mp4", frames=12)
 
 
 def test_video_arrives_as_sampled_frames(video_path: Path, provider: Callable[[str], str],
