@@ -11,8 +11,9 @@ ANTHROPIC_API_KEY or GEMINI_API_KEY and the same call goes to the cloud.
 
 from __future__ import annotations
 
-import mmsdk
 from PIL import Image, ImageDraw
+
+import mmsdk
 
 
 def sample_image() -> Image.Image:

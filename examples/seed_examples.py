@@ -15,8 +15,9 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-import mmsdk
 from PIL import Image, ImageDraw
+
+import mmsdk
 
 
 def chart() -> Image.Image:

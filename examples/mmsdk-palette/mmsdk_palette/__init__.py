@@ -38,7 +38,8 @@ BINS = 4  # histogram bins per channel: 64-dimensional vectors
 
 def _mean_colour(image: PreparedImage) -> np.ndarray:
     pixels = np.asarray(image.image.convert("RGB"), dtype=np.float64)
-    return pixels.reshape(-1, 3).mean(axis=0)
+    mean: np.ndarray = pixels.reshape(-1, 3).mean(axis=0)
+    return mean
 
 
 def _label_colour(label: str) -> np.ndarray:
