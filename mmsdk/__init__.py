@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import (
     AllProvidersFailedError,
     AuthenticationError,
+    CancelledError,
     CapabilityError,
     ContentPolicyError,
     InvalidInputError,
@@ -47,7 +48,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "AllProvidersFailedError", "AsyncTextStream", "Attempt", "AuthenticationError",
+    "AllProvidersFailedError", "AsyncTextStream", "Attempt", "AuthenticationError", "CancelledError",
     "Capability", "CapabilityError", "ClassifyResult", "ContentPolicyError", "EmbedResult",
     "GenerateResult", "InvalidInputError", "MMSDKError", "OutputValidationError", "Policy",
     "ProviderConnectionError", "ProviderError", "ProviderServerError", "ProviderTimeoutError",

@@ -9,6 +9,7 @@ ever appears in them::
     ├── UnknownProviderError       caller mistake: no such provider / retired model
     ├── CapabilityError            caller mistake: the provider cannot do that
     ├── ProviderUnavailableError   environment: missing package, key, GPU or weights
+    ├── CancelledError             the caller cancelled the call (never retried)
     ├── ProviderError              the provider failed (routing acts on these)
     │   ├── RateLimitError             transient; ``.retry_after`` seconds
     │   ├── ProviderTimeoutError       transient
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AllProvidersFailedError",
     "AuthenticationError",
+    "CancelledError",
     "CapabilityError",
     "ContentPolicyError",
     "InvalidInputError",
@@ -107,6 +109,10 @@ class ProviderUnavailableError(MMSDKError):
         self.fix = redact(fix)
         full = f"{message} Fix: {fix}" if fix else message
         super().__init__(full, provider=provider)
+
+
+class CancelledError(MMSDKError):
+    """The caller cancelled the call (e.g. a local plugin's cancel event). Never retried."""
 
 
 class ProviderError(MMSDKError):

@@ -29,6 +29,7 @@ Keep registration cheap: import SDKs, torch and models inside the factory.
 from ._errors import (
     AllProvidersFailedError,
     AuthenticationError,
+    CancelledError,
     CapabilityError,
     ContentPolicyError,
     InvalidInputError,
@@ -73,7 +74,8 @@ from ._types import (
 from ._video import VideoInput
 
 __all__ = [
-    "AllProvidersFailedError", "AuthenticationError", "Availability", "Capability",
+    "AllProvidersFailedError", "AuthenticationError", "Availability", "CancelledError",
+    "Capability",
     "CapabilityError", "Classify", "ClassifyRequest", "ClassifyResult", "ContentPolicyError",
     "Embed", "EmbedRequest", "EmbedResult", "Generate", "GenerateRequest", "GenerateResult",
     "InvalidInputError", "MMSDKError", "MediaLimits", "Model", "ModelInfo",

@@ -19,7 +19,8 @@ PLANTED = "sk-proj-PLANTEDsecretKEY0123456789abcdef"
     [mmsdk.InvalidInputError, mmsdk.UnknownProviderError, mmsdk.CapabilityError,
      mmsdk.ProviderUnavailableError, mmsdk.ProviderError, mmsdk.RateLimitError,
      mmsdk.ProviderTimeoutError, mmsdk.ProviderConnectionError, mmsdk.ProviderServerError,
-     mmsdk.AuthenticationError, mmsdk.ContentPolicyError, mmsdk.OutputValidationError],
+     mmsdk.AuthenticationError, mmsdk.ContentPolicyError, mmsdk.OutputValidationError,
+     mmsdk.CancelledError],
 )
 def test_every_error_is_an_mmsdk_error_and_is_documented(cls: type[Exception]) -> None:
     assert issubclass(cls, mmsdk.MMSDKError)

@@ -69,8 +69,9 @@ def test_a_long_retry_after_moves_on_at_once(primary: TestProvider, backup: Test
 
 @pytest.mark.parametrize(
     "failure",
-    [mmsdk.InvalidInputError("bad image"), mmsdk.CapabilityError("cannot")],
-    ids=["invalid-input", "capability"],
+    [mmsdk.InvalidInputError("bad image"), mmsdk.CapabilityError("cannot"),
+     mmsdk.CancelledError("stopped by the caller")],
+    ids=["invalid-input", "capability", "cancelled"],
 )
 def test_caller_mistakes_surface_at_once(primary: TestProvider, backup: TestProvider,
                                          failure: mmsdk.MMSDKError) -> None:

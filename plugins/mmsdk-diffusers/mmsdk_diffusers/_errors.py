@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mmsdk.plugin import (
+    CancelledError,
     InvalidInputError,
     MMSDKError,
     ProviderError,
@@ -39,11 +40,11 @@ _PACKAGE_FIX = {"cv2": "pip install opencv-python-headless",
                 "peft": "pip install peft"}
 
 
-class GenerationCancelledError(MMSDKError):
+class GenerationCancelledError(CancelledError):
     """A generation was cancelled through its ``options={"cancel_event": event}``.
 
-    It derives from :class:`mmsdk.MMSDKError` directly, so routing neither
-    retries it nor falls back to another provider: the caller asked to stop.
+    A :class:`mmsdk.CancelledError`, so routing neither retries it nor falls
+    back to another provider: the caller asked to stop.
     """
 
 
