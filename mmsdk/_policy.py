@@ -25,7 +25,9 @@ class Policy(BaseModel):
         max_retry_after: longest ``Retry-After`` honoured; a longer one moves
             on to the next provider at once.
         hedge_after: seconds after which the next provider is started in
-            parallel if the current one has not answered; the first answer wins.
+            parallel if the current one has not answered; the first answer wins
+            (the slower call is abandoned, not cancelled). Streams are not
+            hedged: they fall back only before their first chunk.
         fallback_on_policy_refusal: fall back when a provider refuses on
             content-policy grounds (off: the refusal is raised).
         max_concurrency: calls in flight at once through this router.
