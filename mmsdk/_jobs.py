@@ -70,6 +70,15 @@ class Job:
     request: Request
     media: dict[str, list[LoadedImage]] = field(default_factory=dict)
     video: VideoInput | None = None
+    _frames: list[LoadedImage] | None = field(default=None, init=False, repr=False)
+
+    def frames(self) -> list[LoadedImage]:
+        """The video's sampled frames, decoded once however many candidates need them."""
+        if self._frames is None:
+            assert self.video is not None
+            count = getattr(self.request, "frames", None) or DEFAULT_FRAMES
+            self._frames = sample_frames(self.video, count)
+        return self._frames
 
     def bind(self, resolved: Resolved, *, lenient: bool, check: bool = True) -> Bound:
         """Fit this job to *resolved* or raise :class:`Skip` saying why not.
@@ -97,10 +106,8 @@ class Job:
             self.request.first_class[name] for name, loaded in self.media.items()
             if loaded and name in self.request.first_class}
         native_video = "video" in info.supports
-        if self.video is not None:
-            requested.add("video")
-            if not native_video:
-                requested.discard("video")
+        if self.video is not None and native_video:
+            requested.add("video")  # others get frames instead, which every VLM takes
         if self.capability is Capability.GENERATE and "n" in requested and \
                 getattr(self.request, "n", 1) <= info.max_n:
             requested.discard("n")
@@ -131,8 +138,7 @@ class Job:
             for name, loaded in self.media.items():
                 images = list(loaded)
                 if name == "images" and self.video is not None and not native_video:
-                    frames = getattr(self.request, "frames", None) or DEFAULT_FRAMES
-                    images += sample_frames(self.video, frames)
+                    images += self.frames()
                 prepared = prepare_all(images, info.limits, provider=provider)
                 sent += [image.sent for image in prepared]
                 is_list = isinstance(getattr(self.request, name), list)

@@ -262,3 +262,18 @@ def test_options_for_one_provider_in_a_route_skip_the_others(fake: TestProvider)
         assert other.calls[0].options == {"quality": "hd"}
         with pytest.raises(mmsdk.InvalidInputError, match="does not know option"):
             mmsdk.understand("x", provider=["fake:m", "other:m"], options={"nobody": 1})
+
+
+def test_video_frames_are_decoded_once_for_every_candidate(
+        clip_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mmsdk._jobs as jobs
+
+    decoded: list[int] = []
+    real = jobs.sample_frames
+    monkeypatch.setattr(jobs, "sample_frames", lambda video, count: decoded.append(count) or
+                        real(video, count))
+    with TestProvider("first", supports=set(), failures=[mmsdk.AuthenticationError]), \
+            TestProvider("second", supports=set()) as second:
+        result = mmsdk.understand("x", video=clip_path, frames=3, provider=["first:m", "second:m"])
+    assert result.provider == "second:m" and len(second.calls[0].images) == 3
+    assert decoded == [3]
