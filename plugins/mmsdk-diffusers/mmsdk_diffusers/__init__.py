@@ -9,12 +9,17 @@ Provider strings name any diffusers checkpoint by hub repo id or local folder::
     mmsdk.generate("neon city", provider="local:flux-schnell")      # 4 steps, guidance 0
     mmsdk.generate("glass tower", provider="local:sd15", control_image="building.jpg",
                    control_type="canny", control_scale=0.8)         # edges computed for you
+    mmsdk.generate("a cat", provider="local:sd15",
+                   options={"lora": "/loras/pixel-art", "lora_scale": 0.7})
     mmsdk.generate("a cat", provider="diffusers:/models/my-sd15", reference_image="style.png")
 
 Presets: ``local:sdxl``, ``local:flux-schnell``, ``local:sd15`` and
 ``local:sd-turbo`` (the default generate model: one step, fine on a CPU).
 
 ``options={...}`` keys: ``controlnet`` and ``ip_adapter`` (repo id or folder),
+``lora`` (a diffusers-format LoRA: folder, ``.safetensors`` file, hub repo id
+or ``ORG/NAME/file.safetensors``; needs ``pip install 'mmsdk-diffusers[lora]'``)
+and ``lora_scale`` (its weight, default 1.0),
 ``device`` (``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"``), ``dtype``
 (``"float16"``, ``"bfloat16"``, ``"float32"``), ``variant`` (``"fp16"``),
 ``cpu_offload`` (needs accelerate and a GPU), ``allow_pickle`` (accept
@@ -59,7 +64,7 @@ SUPPORTS = frozenset({
 })
 OPTIONS = frozenset({
     "controlnet", "ip_adapter", "device", "dtype", "variant", "cpu_offload", "allow_pickle",
-    "cancel_event",
+    "cancel_event", "lora", "lora_scale",
 })
 MAX_N = 8
 # Inputs are resized in process (limits.formats empty: PIL images as given),

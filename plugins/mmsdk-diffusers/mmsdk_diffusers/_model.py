@@ -6,7 +6,8 @@ Mapping: ``steps`` -> ``num_inference_steps``, ``guidance`` -> ``guidance_scale`
 ``image``/``strength`` -> img2img, ``image``/``mask`` -> inpainting,
 ``control_image``/``control_scale`` -> a ControlNet pipeline with
 ``controlnet_conditioning_scale``, ``reference_image``/``reference_scale`` ->
-IP-Adapter with ``set_ip_adapter_scale``. Parameters left ``None`` keep the
+IP-Adapter with ``set_ip_adapter_scale``, ``options["lora"]``/``["lora_scale"]`` ->
+``load_lora_weights`` (once) and ``set_adapters``. Parameters left ``None`` keep the
 pipeline's own defaults, except what a distilled checkpoint needs (Flux
 schnell: 4 steps, guidance 0; SD-Turbo: 1 step, guidance 0).
 
@@ -125,6 +126,9 @@ class DiffusersModel(Generate):
             from ._schedulers import resolve_scheduler
 
             resolve_scheduler(request.scheduler)  # unknown names fail before any loading
+        from ._lora import lora_spec
+
+        lora = lora_spec(options)  # a bad lora path fails before any loading too
         while True:
             entry = self._loaded(options)
             wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
@@ -133,15 +137,16 @@ class DiffusersModel(Generate):
                                            "timeout.", provider=self.provider)
             try:
                 if entry.pipe is not None:  # else: evicted meanwhile, load again
-                    return self._run(entry, request, cancel, deadline)
+                    return self._run(entry, request, cancel, deadline, lora)
             finally:
                 entry.lock.release()
 
     def _run(self, entry: Any, request: GenerateRequest, cancel: Any,
-             deadline: float | None) -> GenerateResult:
+             deadline: float | None, lora: Any) -> GenerateResult:
         """One pipeline call; ``entry.lock`` is held."""
         from ._control import controlnet_source, prepare_control_image
         from ._ip_adapter import apply_ip_adapter, ip_adapter_spec
+        from ._lora import apply_lora
 
         options = request.options
         task = "inpaint" if request.mask is not None else \
@@ -159,6 +164,9 @@ class DiffusersModel(Generate):
         with mapped_errors(self.provider, parse_source(spec[0]) if spec else self.source,
                            loading=True):
             apply_ip_adapter(entry, pipe, spec, request.reference_scale)
+        with mapped_errors(self.provider, parse_source(lora.location) if lora else self.source,
+                           loading=True):
+            apply_lora(entry, pipe, lora)
         with mapped_errors(self.provider, self.source):
             control = prepare_control_image(request.control_image.image,
                                             request.control_type) \

@@ -12,7 +12,7 @@ so peak accelerator memory stays at the bound.
 Concurrency: each :class:`Loaded` has one lock, held for the whole of a call.
 A scheduler copy per call would protect only the scheduler, but a call also
 changes state shared by all pipelines of one checkpoint (which scheduler is
-plugged in, IP-Adapter attention processors and scale, progress-bar
+plugged in, IP-Adapter attention processors and scale, active LoRA, progress-bar
 settings), and a single accelerator gains nothing from two denoising loops of
 the same weights at once. Different checkpoints run in parallel.
 """
@@ -64,6 +64,8 @@ class Loaded:
         controlnets: loaded ControlNet models by location, most recent last.
         ip_adapter: the IP-Adapter whose weights are in the UNet, or ``None``.
         ip_adapter_scale: the scale last set on it.
+        loras: LoRA weights loaded into the shared modules (``LoraSpec.key`` -> adapter
+            name), least recently used first.
         schedulers: schedulers asked for by name, made once from :attr:`scheduler`'s
             config. Reusing one is as safe as diffusers' own reuse of the checkpoint's
             scheduler: ``set_timesteps`` resets its state at the start of every call,
@@ -81,6 +83,7 @@ class Loaded:
     controlnets: OrderedDict[str, Any] = field(default_factory=OrderedDict)
     ip_adapter: tuple[str, str, str] | None = None
     ip_adapter_scale: float | None = None
+    loras: OrderedDict[str, str] = field(default_factory=OrderedDict)
     schedulers: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -145,6 +148,7 @@ class Loaded:
             self.derived.clear()
             self.controlnets.clear()
             self.schedulers.clear()
+            self.loras.clear()
             self.pipe = None
             self.scheduler = None
         gc.collect()

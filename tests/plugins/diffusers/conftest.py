@@ -40,6 +40,8 @@ THIRD_PARTY_WARNINGS = (
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
     # diffusers' hub download helper still passes an argument huggingface-hub 1.x+ dropped
     "ignore:The `local_dir_use_symlinks` argument is deprecated:UserWarning",
+    # peft, when diffusers loads a second LoRA adapter into the same UNet (as designed)
+    "ignore:Already found a `peft_config` attribute in the model:UserWarning",
 )
 
 

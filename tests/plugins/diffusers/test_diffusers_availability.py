@@ -63,7 +63,8 @@ def test_describe_and_defaults() -> None:
     info = resolved.info
     assert info.local and info.capabilities == {Capability.GENERATE}
     assert info.options == {"controlnet", "ip_adapter", "device", "dtype", "variant",
-                            "cpu_offload", "allow_pickle", "cancel_event"}
+                            "cpu_offload", "allow_pickle", "cancel_event", "lora",
+                            "lora_scale"}
     assert {"control_image", "reference_image", "scheduler", "mask", "n"} <= info.supports
     assert not info.limits.formats  # PIL images in process
 

@@ -169,7 +169,7 @@ def test_dtype_option_reaches_the_weights(provider: Callable[[str], str], fresh:
     ({"device": "gpu"}, "device must be"),
     ({"cpu_offload": True}, "cpu_offload"),
     ({"cpu_offload": "maybe"}, "true or false"),
-    ({"lora": "x"}, "accepted options"),
+    ({"hypernetwork": "x"}, "accepted options"),
 ], ids=["dtype", "device", "offload-on-cpu", "offload-not-bool", "unknown-key"])
 def test_bad_options_are_caller_mistakes(options: dict[str, Any], message: str,
                                          provider: Callable[[str], str]) -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "build_controlnet",
     "build_flux",
     "build_ip_adapter",
+    "build_lora",
     "build_sd15",
     "build_sdxl",
     "clip_tokenizer",
@@ -229,6 +230,25 @@ def build_ip_adapter(base: Path, folder: Path, *, sdxl: bool = False, seed: int 
         key += 2
     (folder / subfolder).mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(folder / subfolder / weight))
+    return folder
+
+
+def build_lora(base: Path, folder: Path, *, seed: int = 0) -> Path:
+    """Save a random UNet LoRA for *base* as ``folder/pytorch_lora_weights.safetensors``.
+
+    ``init_lora_weights=False`` makes ``lora_B`` non-zero, so the LoRA visibly
+    changes the output; the UNet is a fresh copy loaded from *base*.
+    """
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(base, subfolder="unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False,
+                                target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    StableDiffusionPipeline.save_lora_weights(
+        folder, unet_lora_layers=get_peft_model_state_dict(unet), safe_serialization=True)
     return folder
 
 
