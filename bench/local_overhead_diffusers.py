@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import os
 import statistics
 import sys
@@ -40,18 +39,16 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 GOAL = 1.02
-TINY = Path(__file__).resolve().parents[1] / "tests" / "plugins" / "diffusers" / "tiny.py"
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 SIZE = {"width": 64, "height": 64}
 
 
 def _tiny() -> ModuleType:
-    """The test suite's checkpoint builders (one place for tests and benchmarks)."""
-    spec = importlib.util.spec_from_file_location("mmsdk_bench_tiny_diffusers", TINY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The test suite's tiny-checkpoint builders (one place for tests and benchmarks)."""
+    sys.path.insert(0, str(TESTS))
+    from tiny_modules import load_tiny
+
+    return load_tiny("diffusers")
 
 
 def _build(tiny: ModuleType, folder: Path) -> dict[str, Path]:

@@ -24,7 +24,6 @@ load, which buries the few tenths of a millisecond being measured.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 import tempfile
@@ -35,17 +34,15 @@ from types import ModuleType
 from typing import Any
 
 GOAL = 1.02
-TINY = Path(__file__).resolve().parents[1] / "tests" / "plugins" / "transformers" / "tiny.py"
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 
 def _tiny() -> ModuleType:
-    """The test suite's checkpoint builders (one place for tests and benchmarks)."""
-    spec = importlib.util.spec_from_file_location("mmsdk_bench_tiny_transformers", TINY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The test suite's tiny-checkpoint builders (one place for tests and benchmarks)."""
+    sys.path.insert(0, str(TESTS))
+    from tiny_modules import load_tiny
+
+    return load_tiny("transformers")
 
 
 def _images(count: int) -> list[Any]:

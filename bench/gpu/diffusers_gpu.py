@@ -28,7 +28,6 @@ Without CUDA the script says so and exits with status 2.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -42,7 +41,7 @@ from typing import Any
 
 GOAL = 1.02
 SIZE = {"width": 1024, "height": 1024}
-TINY = Path(__file__).resolve().parents[2] / "tests" / "plugins" / "diffusers" / "tiny.py"
+TESTS = Path(__file__).resolve().parents[2] / "tests"
 
 # stabilityai/stable-diffusion-xl-base-1.0 (unet/, vae/, text_encoder/, text_encoder_2/, scheduler/)
 SDXL_UNET = {
@@ -106,13 +105,11 @@ FLUX_SCHEDULER = {
 
 
 def _tiny() -> ModuleType:
-    """The test suite's builders module, for its tokenizers."""
-    spec = importlib.util.spec_from_file_location("mmsdk_bench_tiny_diffusers", TINY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The test suite's tiny-checkpoint builders (one place for tests and benchmarks)."""
+    sys.path.insert(0, str(TESTS))
+    from tiny_modules import load_tiny
+
+    return load_tiny("diffusers")
 
 
 @contextmanager

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import statistics
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-TINY = Path(__file__).resolve().parents[2] / "tests" / "plugins" / "transformers" / "tiny.py"
+TESTS = Path(__file__).resolve().parents[2] / "tests"
 DEVICE = "cuda"  # a module constant, so the code can be dry-run elsewhere with tiny configs
 
 # openai/clip-vit-large-patch14, config.json (the parts that shape compute).
@@ -71,13 +70,11 @@ LLAVA_NEXT_7B: dict[str, Any] = {
 
 
 def _tiny() -> ModuleType:
-    """The test suite's tokenizer builders and chat templates (no hub needed)."""
-    spec = importlib.util.spec_from_file_location("mmsdk_bench_tiny_transformers", TINY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The test suite's tiny-checkpoint builders (one place for tests and benchmarks)."""
+    sys.path.insert(0, str(TESTS))
+    from tiny_modules import load_tiny
+
+    return load_tiny("transformers")
 
 
 def _random_model(model_class: Any, config: Any) -> Any:

@@ -10,9 +10,7 @@ cache seeded offline (``HF_HUB_OFFLINE=1`` comes from tests/conftest.py).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +18,7 @@ from typing import Any
 
 import pytest
 from hub_cache import seed_hub_cache
+from tiny_modules import load_tiny
 
 pytest.importorskip("diffusers", reason="the diffusers plugin needs mmsdk[local]")
 
@@ -53,18 +52,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.filterwarnings(spec))
 
 
-def _load_tiny() -> ModuleType:
-    # Loaded by path: --import-mode=importlib puts no test folder on sys.path.
-    spec = importlib.util.spec_from_file_location("mmsdk_tests_tiny_diffusers",
-                                                  Path(__file__).with_name("tiny.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_tiny = _load_tiny()
+_tiny = load_tiny("diffusers")
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,7 @@ Face cache seeded offline.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -22,6 +20,7 @@ import numpy as np
 import pytest
 from hub_cache import seed_hub_cache
 from PIL import Image
+from tiny_modules import load_tiny
 
 # A repo id per preset the tests drive through the hub-cache path, and what serves it.
 HUB_REPOS = {
@@ -34,18 +33,7 @@ HUB_REPOS = {
 }
 
 
-def _load_tiny() -> ModuleType:
-    # Loaded by path: --import-mode=importlib puts no test folder on sys.path.
-    spec = importlib.util.spec_from_file_location("mmsdk_tests_tiny_transformers",
-                                                  Path(__file__).with_name("tiny.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_tiny = _load_tiny()
+_tiny = load_tiny("transformers")
 
 
 @pytest.fixture(scope="session")
