@@ -3,8 +3,11 @@
 A provider's factory returns one object per model name; it subclasses one or
 more of :class:`Generate`, :class:`Understand`, :class:`Classify` and
 :class:`Embed` and implements their one abstract method each. Async twins
-default to running the sync method in a worker thread; cloud plugins override
-them with their SDK's async client.
+default to running the sync method off the event loop (:meth:`Model.run_blocking`):
+a local model (``info.local``) on its own single worker thread, so models do
+not starve each other in the default pool and torch keeps one thread pool per
+model; others in the default executor. Cloud plugins override them with their
+SDK's async client.
 
 Streaming protocol: ``understand_stream`` yields ``str`` chunks and ends with
 exactly one :class:`UnderstandResult` holding the whole answer.
@@ -13,16 +16,24 @@ exactly one :class:`UnderstandResult` holding the whole answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ._errors import CapabilityError
-from ._requests import ClassifyRequest, EmbedRequest, GenerateRequest, UnderstandRequest
+from ._requests import ClassifyRequest, EmbedRequest, GenerateRequest, Request, UnderstandRequest
 from ._types import ClassifyResult, EmbedResult, GenerateResult, ModelInfo, UnderstandResult
 
 __all__ = ["Classify", "Embed", "Generate", "Model", "StreamEvent", "Understand"]
 
 StreamEvent = str | UnderstandResult
+T = TypeVar("T")
+_workers_lock = threading.Lock()
 
 
 class Model:
@@ -41,8 +52,47 @@ class Model:
         """Release clients, weights and caches. Called by :func:`mmsdk.unload`."""
 
     async def aclose(self) -> None:
-        """Async twin of :meth:`close`, for async clients tied to the running event loop."""
-        self.close()
+        """Async twin of :meth:`close`; runs it off the event loop (freeing weights takes time).
+
+        Cloud plugins override it to close async clients inside the running loop.
+        """
+        await self.run_blocking(self.close)
+        worker = self.__dict__.pop("_worker", None)
+        if worker is not None:
+            worker.shutdown(wait=False)
+
+    def _worker_pool(self) -> ThreadPoolExecutor | None:
+        """This local model's own worker thread (``None``: the loop's default executor)."""
+        if not self.info.local:
+            return None
+        worker: ThreadPoolExecutor | None = self.__dict__.get("_worker")
+        if worker is None:
+            with _workers_lock:
+                worker = self.__dict__.get("_worker")
+                if worker is None:
+                    worker = self.__dict__["_worker"] = ThreadPoolExecutor(
+                        max_workers=1, thread_name_prefix=f"mmsdk-{self.provider}"[:40])
+        return worker
+
+    async def run_blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` off the event loop and return its result.
+
+        When the awaiting task is cancelled, a request among *args* gets its
+        ``cancel`` event set, so local work stops at its next step instead of
+        running on for nobody; a call still queued behind a busy model is
+        dropped before it starts.
+        """
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        future = loop.run_in_executor(self._worker_pool(),
+                                      functools.partial(context.run, fn, *args))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            for arg in args:
+                if isinstance(arg, Request) and arg.cancel is not None:
+                    arg.cancel.set()
+            raise
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider}>"
@@ -56,7 +106,7 @@ class Generate(Model, ABC):
         """Make images for *request*."""
 
     async def agenerate(self, request: GenerateRequest) -> GenerateResult:
-        return await asyncio.to_thread(self.generate, request)
+        return await self.run_blocking(self.generate, request)
 
 
 class Understand(Model, ABC):
@@ -71,17 +121,25 @@ class Understand(Model, ABC):
         raise CapabilityError(f"{self.provider} does not stream.", provider=self.provider)
 
     async def aunderstand(self, request: UnderstandRequest) -> UnderstandResult:
-        return await asyncio.to_thread(self.understand, request)
+        return await self.run_blocking(self.understand, request)
 
     async def aunderstand_stream(self, request: UnderstandRequest) -> AsyncIterator[StreamEvent]:
         """Async twin of :meth:`understand_stream`; by default pulls it in a thread."""
         iterator = await asyncio.to_thread(self.understand_stream, request)
         done = object()
-        while True:
-            event = await asyncio.to_thread(next, iterator, done)
-            if event is done:
-                return
-            yield event  # type: ignore[misc]
+        try:
+            while True:
+                event = await asyncio.to_thread(next, iterator, done)
+                if event is done:
+                    return
+                yield event  # type: ignore[misc]
+        finally:  # the reader left early or was cancelled: stop the work behind it
+            if request.cancel is not None:
+                request.cancel.set()
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                with contextlib.suppress(ValueError):  # still inside next() in its thread
+                    await asyncio.to_thread(close)
 
 
 class Classify(Model, ABC):
@@ -92,7 +150,7 @@ class Classify(Model, ABC):
         """Score every label for every image in *request*, in input order."""
 
     async def aclassify(self, request: ClassifyRequest) -> list[ClassifyResult]:
-        return await asyncio.to_thread(self.classify, request)
+        return await self.run_blocking(self.classify, request)
 
 
 class Embed(Model, ABC):
@@ -103,4 +161,4 @@ class Embed(Model, ABC):
         """Embed every image and text in *request*, in input order."""
 
     async def aembed(self, request: EmbedRequest) -> EmbedResult:
-        return await asyncio.to_thread(self.embed, request)
+        return await self.run_blocking(self.embed, request)

@@ -8,11 +8,15 @@ candidate provider a copy whose images went through that provider's ``prepare()`
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ._errors import InvalidInputError
+from ._errors import CancelledError, InvalidInputError, ProviderTimeoutError
 from ._prepare import PreparedImage
 from ._video import VideoInput
 
@@ -35,6 +39,12 @@ class Request(BaseModel):
         options: provider-specific extras; keys are checked against ``ModelInfo.options``.
         timeout: seconds this attempt may take (from the routing policy); pass it to the SDK.
         progress: show a progress bar for long local work (the CLI turns it on).
+        deadline: when this attempt must end, in ``time.monotonic()`` seconds.
+            Routing sets it when the attempt starts, so waiting for a busy
+            local model and loading it count against ``timeout`` too.
+        cancel: set by routing when nobody wants the answer any more (the
+            async call was cancelled, a hedge lost the race, the deadline
+            passed). Local plugins check :meth:`stop_reason` at every step.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -42,8 +52,47 @@ class Request(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
     progress: bool = False
+    deadline: float | None = Field(default=None, exclude=True, repr=False)
+    cancel: threading.Event | None = Field(default=None, exclude=True, repr=False)
 
     first_class: ClassVar[dict[str, str]] = {}
+
+    def time_left(self) -> float | None:
+        """Seconds until :attr:`deadline` (negative once passed), or ``None`` when unbounded."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def stop_reason(self) -> Literal["cancelled", "timeout"] | None:
+        """Why work for this attempt should stop now, or ``None`` to go on."""
+        if self.cancel is not None and self.cancel.is_set():
+            return "cancelled"
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return "timeout"
+        return None
+
+    def raise_if_stopped(self, provider: str, doing: str = "working") -> None:
+        """Raise the error for :meth:`stop_reason`, if there is one."""
+        reason = self.stop_reason()
+        if reason == "cancelled":
+            raise CancelledError(f"{provider}: cancelled while {doing}.", provider=provider)
+        if reason == "timeout":
+            raise ProviderTimeoutError(
+                f"{provider} ran past its {self.timeout}s timeout while {doing}; raise "
+                "Policy(timeout=...) or send less work.", provider=provider)
+
+    @contextmanager
+    def holding(self, lock: Any, provider: str) -> Iterator[None]:
+        """Hold *lock* (a busy local model) for this attempt, giving up at its deadline or cancel.
+
+        A call queued behind a busy model fails fast with ``ProviderTimeoutError``
+        when its timeout passes instead of waiting for the model.
+        """
+        while not lock.acquire(timeout=0.05):
+            self.raise_if_stopped(provider, "waiting for the busy model")
+        try:
+            self.raise_if_stopped(provider, "waiting for the busy model")
+            yield
+        finally:
+            lock.release()
 
     def requested(self) -> set[str]:
         """First-class parameters the caller set; each must be in ``ModelInfo.supports``."""
