@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Union
 
 from pydantic import BaseModel
 
-from ._errors import InvalidInputError, MMSDKError, ProviderUnavailableError
+from ._errors import InvalidInputError, MMSDKError, ProviderTimeoutError, ProviderUnavailableError
 from ._jobs import Job
 from ._media import load_images
 from ._policy import Policy
-from ._registry import Registry, Resolved, get_registry
+from ._registry import Registry, Resolved, get_registry, registry_loaded
 from ._requests import (
     ClassifyRequest,
     EmbedRequest,
@@ -23,8 +23,9 @@ from ._requests import (
     UnderstandRequest,
     validate_request,
 )
-from ._routing import aexecute, execute
+from ._routing import aexecute, bounded, execute
 from ._settings import get_settings
+from ._slots import Slots
 from ._stream import AsyncTextStream, TextStream
 from ._types import Capability, ClassifyResult, EmbedResult, GenerateResult
 from ._video import load_video
@@ -63,15 +64,18 @@ class Router:
                  policy: Policy | None = None, *, registry: Registry | None = None) -> None:
         if isinstance(providers, str):
             providers = [providers]
-        if providers is not None and (not providers or not all(isinstance(p, str) for p in providers)):
+        if providers is not None and (not isinstance(providers, (list, tuple)) or not providers
+                                      or not all(isinstance(p, str) for p in providers)):
             raise InvalidInputError("provider must be a string, a non-empty list of strings, "
-                                    f"or a Router; got {providers!r}.")
+                                    f"or a Router; got {type(providers).__name__} "
+                                    f"{_short(providers)}.")
+        if policy is not None and not isinstance(policy, Policy):
+            raise InvalidInputError(f"policy must be a mmsdk.Policy, got {type(policy).__name__}.")
         self.providers = list(providers) if providers is not None else None
         self.policy = policy or Policy()
         self._registry = registry
-        self._slots = threading.BoundedSemaphore(self.policy.max_concurrency) \
-            if self.policy.max_concurrency else None
-        self._aslots: asyncio.Semaphore | None = None
+        # One limit for sync and async calls alike, on any event loop.
+        self._slots = Slots(self.policy.max_concurrency) if self.policy.max_concurrency else None
 
     def __repr__(self) -> str:
         return f"Router({self.providers!r}, policy={self.policy!r})"
@@ -106,26 +110,78 @@ class Router:
 
     # -- execution -----------------------------------------------------------
     # Provider strings are resolved before any input is read: an unknown name
-    # fails at once, before a URL is fetched or a video decoded.
+    # fails at once, before a URL is fetched or a video decoded. The call's
+    # clock starts first, so Policy.deadline covers reading inputs too.
     def _run(self, capability: Capability, build: Callable[[], Job], *,
              streaming: bool = False) -> Any:
+        started = time.monotonic()
         candidates = self.candidates(capability)
-        job = build()
-        if self._slots is None:
-            return execute(job, candidates, self.policy, self.registry, streaming=streaming)
-        with self._slots:
-            return execute(job, candidates, self.policy, self.registry, streaming=streaming)
+        slots = self._slots
+        if slots is None:
+            return execute(build(), candidates, self.policy, self.registry,
+                           streaming=streaming, started=started)
+        if not slots.acquire(self.policy.deadline):
+            raise self._no_slot()
+        try:
+            result = execute(build(), candidates, self.policy, self.registry,
+                             streaming=streaming, started=started)
+        except BaseException:
+            slots.release()
+            raise
+        if streaming:
+            result.release = slots.release  # held until the stream ends
+        else:
+            slots.release()
+        return result
 
     async def _arun(self, capability: Capability, build: Callable[[], Job], *,
                     streaming: bool = False) -> Any:
+        started = time.monotonic()
+        if self._registry is None and not registry_loaded():
+            await asyncio.to_thread(get_registry)  # imports every plugin's entry point
         candidates = self.candidates(capability)
-        job = build()
-        if self.policy.max_concurrency is None:
-            return await aexecute(job, candidates, self.policy, self.registry, streaming=streaming)
-        if self._aslots is None:
-            self._aslots = asyncio.Semaphore(self.policy.max_concurrency)
-        async with self._aslots:
-            return await aexecute(job, candidates, self.policy, self.registry, streaming=streaming)
+        slots = self._slots
+        if slots is None:
+            job = await self._abuild(build, started)
+            return await aexecute(job, candidates, self.policy, self.registry,
+                                  streaming=streaming, started=started)
+        try:
+            await bounded(slots.aacquire(), self._left(started))
+        except TimeoutError:
+            raise self._no_slot() from None
+        try:
+            job = await self._abuild(build, started)
+            result = await aexecute(job, candidates, self.policy, self.registry,
+                                    streaming=streaming, started=started)
+        except BaseException:
+            slots.release()
+            raise
+        if streaming:
+            result.release = slots.release
+        else:
+            slots.release()
+        return result
+
+    def _left(self, started: float) -> float | None:
+        if self.policy.deadline is None:
+            return None
+        return self.policy.deadline - (time.monotonic() - started)
+
+    async def _abuild(self, build: Callable[[], Job], started: float) -> Job:
+        """Read and check the inputs: on the loop when they are small, else in a thread."""
+        if _light_inputs(build):
+            return build()
+        try:
+            return await bounded(asyncio.to_thread(build), self._left(started))
+        except TimeoutError:
+            raise ProviderTimeoutError(f"The {self.policy.deadline}s deadline passed while "
+                                       "reading the inputs; raise Policy(deadline=...).") from None
+
+    def _no_slot(self) -> ProviderTimeoutError:
+        return ProviderTimeoutError(
+            f"No free slot (max_concurrency={self.policy.max_concurrency}) within the "
+            f"{self.policy.deadline}s deadline; raise Policy(max_concurrency=...) or "
+            "Policy(deadline=...).")
 
     # -- the four capabilities, sync and async ---------------------------------
     def generate(self, prompt: str, **kwargs: Any) -> GenerateResult:
@@ -238,6 +294,51 @@ def _options(options: Any) -> dict[str, Any]:
     return dict(options)
 
 
+_IMAGE_ARGS = ("image", "images", "mask", "control_image", "reference_image")
+_LIGHT_BYTES = 256 * 1024
+
+
+def _light_inputs(build: Any) -> bool:
+    """Whether a job's inputs are small enough to read and check on the event loop.
+
+    Small in-memory images and small files are: checking their header costs
+    less than a thread hop. URLs, videos and anything large are read off the loop.
+    """
+    keywords = build.keywords
+    if keywords.get("video") is not None:
+        return False
+    sources = list(build.args[:1]) if build.func is _classify_job else []
+    sources += [keywords.get(name) for name in _IMAGE_ARGS]
+    stack = [s for s in sources if s is not None]
+    while stack:
+        source = stack.pop()
+        if isinstance(source, (list, tuple)):
+            stack.extend(source)
+        elif isinstance(source, (bytes, bytearray)):
+            if len(source) > _LIGHT_BYTES:
+                return False
+        elif isinstance(source, (str, os.PathLike)):
+            text = os.fspath(source)
+            if "://" in text[:16] or len(text) > _LIGHT_BYTES:
+                return False
+            try:
+                if os.stat(text).st_size > _LIGHT_BYTES:
+                    return False
+            except (OSError, ValueError):
+                pass  # missing or odd: the job builder reports it
+        elif hasattr(source, "width") and hasattr(source, "height"):  # PIL image
+            if source.width * source.height > 1_000_000:
+                return False
+        elif getattr(source, "nbytes", 0) > 3 * _LIGHT_BYTES:  # numpy array
+            return False
+    return True
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _one_or_many(image: Any, results: list[ClassifyResult]) -> Any:
     return results if isinstance(image, (list, tuple)) else results[0]
 
@@ -249,6 +350,9 @@ def _router(provider: ProviderArg) -> Router:
     """The router for a ``provider=`` argument; one per plain provider string, reused."""
     if isinstance(provider, Router):
         return provider
+    if provider is not None and not isinstance(provider, (str, list, tuple)):
+        raise InvalidInputError("provider must be a string like 'openai:gpt-4o', a list of "
+                                f"them, or a mmsdk.Router; got {type(provider).__name__}.")
     if isinstance(provider, str):
         router = _routers.get(provider)
         if router is None:

@@ -42,6 +42,7 @@ _MODEL_CLASS: dict[Capability, type[Model]] = {
     Capability.EMBED: Embed,
 }
 DEFAULT_FRAMES = 8
+_LIGHT_PIXELS = 1_000_000
 
 
 class Skip(Exception):
@@ -79,6 +80,24 @@ class Job:
             count = getattr(self.request, "frames", None) or DEFAULT_FRAMES
             self._frames = sample_frames(self.video, count)
         return self._frames
+
+    def light(self) -> bool:
+        """Whether binding this job is cheap enough to run on an event loop.
+
+        Small images (header-checked, at most ~1 MP in all) and no video: their
+        preparation takes well under a millisecond, less than a thread hop.
+        """
+        if self.video is not None:
+            return False
+        pixels = 0
+        for images in self.media.values():
+            for loaded in images:
+                width = getattr(loaded, "width", None)
+                height = getattr(loaded, "height", None)
+                if width is None or height is None:
+                    width, height = loaded.image.size
+                pixels += width * height
+        return pixels <= _LIGHT_PIXELS
 
     def bind(self, resolved: Resolved, *, lenient: bool, check: bool = True) -> Bound:
         """Fit this job to *resolved* or raise :class:`Skip` saying why not.

@@ -311,6 +311,11 @@ def get_registry() -> Registry:
     return _registry
 
 
+def registry_loaded() -> bool:
+    """Whether the process registry exists (its plugins' entry points are imported)."""
+    return _registry is not None
+
+
 def register_plugin(plugin: object, name: str) -> None:
     """Register a plugin object at run time, exactly as an entry point would be."""
     get_registry().add_plugin(plugin, name)

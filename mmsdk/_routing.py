@@ -1,22 +1,30 @@
 """Routing: try candidate providers in policy order, retry and fall back.
 
-The decisions (skip, retry, wait for ``Retry-After``, fall back, give up) live
-in one place, :class:`_Run`, written as generators that *yield* steps
-(:class:`_Call`, :class:`_Sleep`) and receive outcomes. A sync driver and an
-async driver execute the steps, so both paths follow exactly the same rules.
+The decisions (skip, bind, retry, wait for ``Retry-After``, fall back, give
+up) live in one place, :class:`_Run`, written as generators that *yield* steps
+(:class:`_Bind`, :class:`_Call`, :class:`_Sleep`) and receive outcomes. A sync
+driver and an async driver execute the steps, so both paths follow exactly the
+same rules; the async driver runs anything that may take more than a moment
+(first imports, availability checks, input preparation) off the event loop.
+
+Routing is lazy: a candidate is bound (availability checked, inputs prepared
+for its limits) only when the route reaches it, so a call answered by the
+first candidate costs what a single-provider call costs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import (
     AllProvidersFailedError,
+    CancelledError,
     CapabilityError,
     ContentPolicyError,
     InvalidInputError,
@@ -32,9 +40,15 @@ from ._policy import Policy
 from ._registry import Registry, Resolved
 from ._types import Attempt
 
-__all__ = ["Opened", "aexecute", "execute"]
+__all__ = ["Opened", "aexecute", "bounded", "execute"]
 
 _CALLER_MISTAKES = (InvalidInputError, UnknownProviderError, CapabilityError)
+_SKIPPED = object()  # what a candidate's steps return when it was skipped without a call
+
+
+@dataclass
+class _Bind:
+    resolved: Resolved
 
 
 @dataclass
@@ -57,56 +71,44 @@ class Opened:
     iterator: Any
     bound: Bound
     run: _Run
+    release: Any = None  # gives the router's concurrency slot back when the stream ends
+
+
+@dataclass
+class _InFlight:
+    provider: str
+    started: float
+    request: Any
 
 
 Steps = Generator[Any, Any, Any]
 Candidates = list[Resolved | ProviderUnavailableError]
 
 
+@dataclass
 class _Run:
     """The state of one routed call: candidates, attempts, clock."""
 
-    def __init__(self, job: Job, candidates: Candidates, policy: Policy,
-                 registry: Registry, streaming: bool) -> None:
-        self.job = job
-        self.candidates = candidates
-        self.policy = policy
-        self.registry = registry
-        self.streaming = streaming
-        self.attempts: list[Attempt] = []
-        self.started = time.monotonic()
-        self.errors: list[MMSDKError] = []
+    job: Job
+    candidates: Candidates
+    policy: Policy
+    registry: Registry
+    streaming: bool
+    started: float = field(default_factory=time.monotonic)
+    attempts: list[Attempt] = field(default_factory=list)
+    errors: list[MMSDKError] = field(default_factory=list)
+    in_flight: dict[int, _InFlight] = field(default_factory=dict)
+    _ids: Any = field(default_factory=lambda: iter(range(1 << 62)))
 
-    # -- planning ---------------------------------------------------------
-    def bound_candidates(self) -> list[Bound]:
-        """Bind every candidate; skipped ones are recorded and left out."""
-        bounds: list[Bound] = []
-        for resolved in self.candidates:
-            if isinstance(resolved, MMSDKError):  # plugin not installed
-                self._skip(resolved.provider or "?", resolved)
-                continue
-            if self.policy.local_only and not resolved.info.local:
-                self._skip(resolved.provider, CapabilityError(
-                    f"{resolved.provider} sends data off this machine and the policy is "
-                    "local_only.", provider=resolved.provider))
-                continue
-            try:
-                loaded = self.registry.is_loaded(resolved.provider)
-                bounds.append(self.job.bind(resolved, lenient=self.policy.lenient,
-                                            check=not loaded))
-            except Skip as skip:
-                if isinstance(skip.error, ProviderUnavailableError):
-                    self.registry.forget(resolved.provider)
-                self._skip(resolved.provider, skip.error)
-        # An options key no candidate accepts is the caller's mistake, not a skip.
-        if not bounds and self.errors and all(isinstance(e, InvalidInputError)
-                                              for e in self.errors):
-            raise self.attach(self.errors[0])
-        return bounds
+    # -- bookkeeping -------------------------------------------------------
+    def _record(self, provider: str, outcome: str, error: str | None, began: float,
+                seconds: float) -> None:
+        self.attempts.append(Attempt.model_construct(
+            provider=provider, outcome=outcome, error=error, seconds=seconds,
+            started=began - self.started))
 
     def _skip(self, provider: str, error: MMSDKError) -> None:
-        self.attempts.append(Attempt.model_construct(provider=provider, outcome="skipped",
-                                                     error=error.message, seconds=0.0))
+        self._record(provider, "skipped", error.message, time.monotonic(), 0.0)
         self.errors.append(error)
 
     def remaining(self) -> float | None:
@@ -114,9 +116,43 @@ class _Run:
             return None
         return self.policy.deadline - (time.monotonic() - self.started)
 
-    # -- one candidate, with retries ---------------------------------------
-    def candidate(self, bound: Bound) -> Steps:
-        """Steps for one provider: call, and retry transient failures. Returns a result."""
+    def abandon(self) -> None:
+        """Stop every call still in flight: it lost a hedge, or the caller left."""
+        now = time.monotonic()
+        for key in list(self.in_flight):
+            flight = self.in_flight.pop(key, None)
+            if flight is None:
+                continue
+            if flight.request.cancel is not None:
+                flight.request.cancel.set()
+            self._record(flight.provider, "abandoned", None, flight.started, now - flight.started)
+
+    def ordered_attempts(self) -> list[Attempt]:
+        """Attempts in the order they started (hedged calls finish out of order)."""
+        return sorted(self.attempts, key=lambda a: getattr(a, "started", 0.0) or 0.0)
+
+    # -- one candidate: bind, call, retry ------------------------------------
+    def candidate(self, resolved: Resolved | ProviderUnavailableError) -> Steps:
+        """Steps for one provider. Returns a result, or ``_SKIPPED``."""
+        if isinstance(resolved, MMSDKError):  # plugin not installed
+            self._skip(resolved.provider or "?", resolved)
+            return _SKIPPED
+        if self.policy.local_only and not resolved.info.local:
+            self._skip(resolved.provider, CapabilityError(
+                f"{resolved.provider} sends data off this machine and the policy is "
+                "local_only.", provider=resolved.provider))
+            return _SKIPPED
+        outcome = yield _Bind(resolved)
+        if isinstance(outcome, Skip):
+            if isinstance(outcome.error, ProviderUnavailableError):
+                self.registry.forget(resolved.provider)
+            self._skip(resolved.provider, outcome.error)
+            return _SKIPPED
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return (yield from self._calls(outcome))
+
+    def _calls(self, bound: Bound) -> Steps:
         provider = bound.resolved.provider
         for attempt in range(self.policy.retries + 1):
             timeout = self.policy.timeout
@@ -127,31 +163,40 @@ class _Run:
                         f"The {self.policy.deadline}s deadline passed before {provider} could be "
                         "tried; raise Policy(deadline=...).", provider=provider)
                 timeout = min(timeout or remaining, remaining)
-            request = bound.request if timeout is None else \
-                bound.request.model_copy(update={"timeout": timeout})
             began = time.monotonic()
-            outcome = yield _Call(bound, request, self.streaming)
+            request = bound.request.model_copy(update={
+                "timeout": timeout, "deadline": None if timeout is None else began + timeout,
+                "cancel": threading.Event()})
+            key = next(self._ids)
+            self.in_flight[key] = _InFlight(provider, began, request)
+            try:
+                outcome = yield _Call(bound, request, self.streaming)
+            finally:
+                flight = self.in_flight.pop(key, None)
+            if flight is None:  # abandoned meanwhile: recorded as such already
+                raise CancelledError(f"{provider} was abandoned.", provider=provider)
             seconds = time.monotonic() - began
             if not isinstance(outcome, BaseException):
-                self.attempts.append(Attempt.model_construct(provider=provider, outcome="ok",
-                                                             error=None, seconds=seconds))
+                self._record(provider, "ok", None, began, seconds)
                 return outcome
-            error = self._normalise(outcome, provider)
+            error = self._normalise(outcome, provider, timeout)
             skipped = isinstance(error, ProviderUnavailableError)
-            self.attempts.append(Attempt.model_construct(
-                provider=provider, outcome="skipped" if skipped else "error",
-                error=f"{type(error).__name__}: {error.message}", seconds=seconds))
+            self._record(provider, "skipped" if skipped else "error",
+                         f"{type(error).__name__}: {error.message}", began, seconds)
             delay = self._retry_delay(error, attempt)
             if delay is None:
                 raise error
             yield _Sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _normalise(self, exc: BaseException, provider: str) -> MMSDKError:
+    def _normalise(self, exc: BaseException, provider: str, timeout: float | None) -> MMSDKError:
         if isinstance(exc, MMSDKError):
             if exc.provider is None:
                 exc.provider = provider
             return exc
+        if isinstance(exc, TimeoutError):  # the async driver's own bound on the attempt
+            return ProviderTimeoutError(f"{provider} did not answer within its {timeout}s "
+                                        "timeout; raise Policy(timeout=...).", provider=provider)
         if not isinstance(exc, Exception):
             raise exc  # KeyboardInterrupt, SystemExit, CancelledError
         wrapped = ProviderError(
@@ -176,16 +221,18 @@ class _Run:
         return delay
 
     # -- every candidate in order ----------------------------------------------
-    def sequential(self, bounds: list[Bound]) -> Steps:
-        for bound in bounds:
+    def sequential(self) -> Steps:
+        for resolved in self.candidates:
             try:
-                result = yield from self.candidate(bound)
+                result = yield from self.candidate(resolved)
             except MMSDKError as error:
                 self.errors.append(error)
                 if not self.falls_back(error):
                     raise self.attach(error) from None
                 continue
-            return self.finished(result, bound)
+            if result is _SKIPPED:
+                continue
+            return self.finished(result)
         raise self.give_up()
 
     def falls_back(self, error: MMSDKError) -> bool:
@@ -196,29 +243,49 @@ class _Run:
         return isinstance(error, (ProviderError, ProviderUnavailableError))
 
     def attach(self, error: MMSDKError) -> MMSDKError:
-        error.attempts = list(self.attempts)
+        error.attempts = self.ordered_attempts()
         return error
 
     def give_up(self) -> MMSDKError:
+        # An options key no candidate accepts is the caller's mistake, not a skip.
+        if self.errors and all(isinstance(e, InvalidInputError) for e in self.errors):
+            return self.attach(self.errors[0])
         if len(self.candidates) == 1 and self.errors:
             return self.attach(self.errors[-1])
-        return AllProvidersFailedError(self.attempts, self.job.capability.value)
+        return AllProvidersFailedError(self.ordered_attempts(), self.job.capability.value)
 
-    def finished(self, result: Any, bound: Bound) -> Any:
+    def deadline_passed(self) -> MMSDKError:
+        self.abandon()
+        error = ProviderTimeoutError(f"The {self.policy.deadline}s deadline passed; raise "
+                                     "Policy(deadline=...).")
+        return self.attach(error)
+
+    def finished(self, outcome: tuple[Any, Bound]) -> Any:
+        result, bound = outcome
         if self.streaming:
             first, iterator = result
             return Opened(first, iterator, bound, self)
         elapsed = time.monotonic() - self.started
+        attempts = self.ordered_attempts()
         for item in result if isinstance(result, list) else [result]:
             finish(item, bound)
-            item.attempts = list(self.attempts)
+            item.attempts = list(attempts)
             item.elapsed = elapsed
         return result
 
 
 # -- drivers -------------------------------------------------------------------
-def _drive(steps: Steps, registry: Registry, capability: Any) -> Any:
+def _bind(run: _Run, resolved: Resolved) -> Bound | Skip:
+    try:
+        return run.job.bind(resolved, lenient=run.policy.lenient,
+                            check=not run.registry.is_loaded(resolved.provider))
+    except Skip as skip:
+        return skip
+
+
+def _drive(steps: Steps, run: _Run) -> Any:
     outcome: Any = None
+    capability = run.job.capability
     while True:
         try:
             step = steps.send(outcome)
@@ -228,20 +295,57 @@ def _drive(steps: Steps, registry: Registry, capability: Any) -> Any:
             time.sleep(step.seconds)
             outcome = None
             continue
+        if isinstance(step, _Bind):
+            outcome = _bind(run, step.resolved)
+            continue
         try:
-            model = registry.model(step.bound.resolved)
+            model = run.registry.model(step.bound.resolved)
             check_model(model, capability, step.bound.resolved.provider)
             if step.streaming:
                 iterator = iter(stream(model, step.request))
-                outcome = (next(iterator), iterator)
+                outcome = ((next(iterator), iterator), step.bound)
             else:
-                outcome = call(model, capability, step.request)
+                outcome = (call(model, capability, step.request), step.bound)
         except BaseException as exc:  # handed to the step generator, which decides
             outcome = exc
 
 
-async def _adrive(steps: Steps, registry: Registry, capability: Any) -> Any:
+async def _abind(run: _Run, resolved: Resolved) -> Bound | Skip:
+    if run.registry.is_loaded(resolved.provider) and run.job.light():
+        return _bind(run, resolved)
+    return await asyncio.to_thread(_bind, run, resolved)
+
+
+async def _amodel(run: _Run, resolved: Resolved) -> Any:
+    if run.registry.is_loaded(resolved.provider):
+        return run.registry.model(resolved)
+    return await asyncio.to_thread(run.registry.model, resolved)  # first import, factory
+
+
+async def bounded(awaitable: Any, seconds: float | None) -> Any:
+    """Await *awaitable*, cancelling it after *seconds* (raises ``TimeoutError``)."""
+    if seconds is None:
+        return await awaitable
+    if hasattr(asyncio, "timeout"):  # Python 3.11+: no extra task
+        async with asyncio.timeout(max(seconds, 0.0)):
+            return await awaitable
+    try:  # pragma: no cover - Python 3.10
+        return await asyncio.wait_for(awaitable, max(seconds, 0.0))
+    except asyncio.TimeoutError:  # pragma: no cover
+        raise TimeoutError from None
+
+
+async def _acall(model: Any, capability: Any, step: _Call) -> Any:
+    request = step.request
+    if step.streaming:
+        iterator = astream(model, request).__aiter__()
+        return (await bounded(iterator.__anext__(), request.timeout), iterator)
+    return await bounded(acall(model, capability, request), request.timeout)
+
+
+async def _adrive(steps: Steps, run: _Run) -> Any:
     outcome: Any = None
+    capability = run.job.capability
     while True:
         try:
             step = steps.send(outcome)
@@ -251,70 +355,73 @@ async def _adrive(steps: Steps, registry: Registry, capability: Any) -> Any:
             await asyncio.sleep(step.seconds)
             outcome = None
             continue
+        if isinstance(step, _Bind):
+            outcome = await _abind(run, step.resolved)
+            continue
         try:
-            model = registry.model(step.bound.resolved)
+            model = await _amodel(run, step.bound.resolved)
             check_model(model, capability, step.bound.resolved.provider)
-            if step.streaming:
-                iterator = astream(model, step.request).__aiter__()
-                outcome = (await iterator.__anext__(), iterator)
-            else:
-                outcome = await acall(model, capability, step.request)
+            outcome = (await _acall(model, capability, step), step.bound)
         except asyncio.CancelledError:
+            run.abandon()
             raise
         except BaseException as exc:
             outcome = exc
 
 
-def _hedged(run: _Run, bounds: list[Bound]) -> Any:
+def _hedged(run: _Run) -> Any:
     """Start the next candidate whenever ``hedge_after`` passes without an answer."""
     assert run.policy.hedge_after is not None
-    pool = ThreadPoolExecutor(max_workers=len(bounds), thread_name_prefix="mmsdk-hedge")
-    pending: dict[Future[Any], Bound] = {}
-    queue = list(bounds)
+    pool = ThreadPoolExecutor(max_workers=len(run.candidates), thread_name_prefix="mmsdk-hedge")
+    pending: set[Future[Any]] = set()
+    queue = list(run.candidates)
     try:
         while queue or pending:
             if queue:
-                bound = queue.pop(0)
-                steps = run.candidate(bound)
-                pending[pool.submit(_drive, steps, run.registry, run.job.capability)] = bound
+                pending.add(pool.submit(_drive, run.candidate(queue.pop(0)), run))
             timeout = run.policy.hedge_after if queue else None
             done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
-                bound = pending.pop(future)
+                pending.discard(future)
                 error = future.exception()
                 if error is None:
-                    return run.finished(future.result(), bound)
+                    if future.result() is _SKIPPED:
+                        continue
+                    run.abandon()
+                    return run.finished(future.result())
                 assert isinstance(error, MMSDKError)
                 run.errors.append(error)
                 if not run.falls_back(error):
+                    run.abandon()
                     raise run.attach(error)
         raise run.give_up()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def _ahedged(run: _Run, bounds: list[Bound]) -> Any:
+async def _ahedged(run: _Run) -> Any:
     assert run.policy.hedge_after is not None
-    pending: dict[asyncio.Task[Any], Bound] = {}
-    queue = list(bounds)
+    pending: set[asyncio.Task[Any]] = set()
+    queue = list(run.candidates)
     try:
         while queue or pending:
             if queue:
-                bound = queue.pop(0)
-                task = asyncio.ensure_future(_adrive(run.candidate(bound), run.registry,
-                                                     run.job.capability))
-                pending[task] = bound
+                pending.add(asyncio.ensure_future(_adrive(run.candidate(queue.pop(0)), run)))
             timeout = run.policy.hedge_after if queue else None
             done, _ = await asyncio.wait(pending, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                bound = pending.pop(task)
+                pending.discard(task)
                 error = task.exception()
                 if error is None:
-                    return run.finished(task.result(), bound)
+                    if task.result() is _SKIPPED:
+                        continue
+                    run.abandon()
+                    return run.finished(task.result())
                 assert isinstance(error, MMSDKError)
                 run.errors.append(error)
                 if not run.falls_back(error):
+                    run.abandon()
                     raise run.attach(error)
         raise run.give_up()
     finally:
@@ -322,28 +429,27 @@ async def _ahedged(run: _Run, bounds: list[Bound]) -> Any:
             task.cancel()
 
 
-def _start(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
-           streaming: bool) -> tuple[_Run, list[Bound]]:
-    run = _Run(job, candidates, policy, registry, streaming)
-    bounds = run.bound_candidates()
-    if not bounds:
-        raise run.give_up()
-    return run, bounds
-
-
 def execute(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
-            *, streaming: bool = False) -> Any:
+            *, streaming: bool = False, started: float | None = None) -> Any:
     """Run *job* on the first candidate that succeeds (sync)."""
-    run, bounds = _start(job, candidates, policy, registry, streaming)
-    if policy.hedge_after is not None and len(bounds) > 1 and not streaming:
-        return _hedged(run, bounds)
-    return _drive(run.sequential(bounds), registry, job.capability)
+    run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic())
+    if policy.hedge_after is not None and len(candidates) > 1 and not streaming:
+        return _hedged(run)
+    return _drive(run.sequential(), run)
 
 
 async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
-                   *, streaming: bool = False) -> Any:
-    """Run *job* on the first candidate that succeeds (async)."""
-    run, bounds = _start(job, candidates, policy, registry, streaming)
-    if policy.hedge_after is not None and len(bounds) > 1 and not streaming:
-        return await _ahedged(run, bounds)
-    return await _adrive(run.sequential(bounds), registry, job.capability)
+                   *, streaming: bool = False, started: float | None = None) -> Any:
+    """Run *job* on the first candidate that succeeds (async).
+
+    ``Policy.deadline`` bounds the whole call here: when it passes, the call in
+    flight is cancelled (local work stops at its next step) and recorded as
+    ``"abandoned"``.
+    """
+    run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic())
+    hedged = policy.hedge_after is not None and len(candidates) > 1 and not streaming
+    work = _ahedged(run) if hedged else _adrive(run.sequential(), run)
+    try:
+        return await bounded(work, run.remaining())
+    except TimeoutError:
+        raise run.deadline_passed() from None

@@ -31,6 +31,15 @@ class _StreamState:
     def provider(self) -> str:
         return self._opened.bound.resolved.provider
 
+    def _release(self) -> None:
+        """Give the router's concurrency slot back (once): the stream has ended."""
+        release, self._opened.release = self._opened.release, None
+        if release is not None:
+            release()
+
+    def __del__(self) -> None:  # a stream dropped unfinished must not keep its slot
+        self._release()
+
     def _take(self, event: Any) -> str | None:
         if isinstance(event, str):
             if event:
@@ -59,7 +68,7 @@ class _StreamState:
         request = bound.request
         final = validate_structured(final, request, self.provider)  # type: ignore[arg-type]
         finish(final, bound)
-        final.attempts = list(run.attempts)
+        final.attempts = run.ordered_attempts()
         final.elapsed = time.monotonic() - run.started
         self.result = final
 
@@ -89,10 +98,12 @@ class TextStream(_StreamState, Iterator[str]):
                 try:
                     event = next(self._iterator)
                 except StopIteration:
+                    self._release()
                     if self.result is None:
                         self._complete()
                     raise
                 except Exception as exc:
+                    self._release()
                     raise self._wrap(exc) from None
             chunk = self._take(event)
             if chunk is not None:
@@ -106,6 +117,7 @@ class TextStream(_StreamState, Iterator[str]):
         return self.result.text
 
     def close(self) -> None:
+        self._release()
         close = getattr(self._iterator, "close", None)
         if close:
             close()
@@ -135,10 +147,14 @@ class AsyncTextStream(_StreamState, AsyncIterator[str]):
                 try:
                     event = await self._iterator.__anext__()
                 except StopAsyncIteration:
+                    self._release()
                     if self.result is None:
                         self._complete()
                     raise
-                except Exception as exc:
+                except BaseException as exc:
+                    self._release()
+                    if not isinstance(exc, Exception):
+                        raise  # cancelled: the slot is back, the task goes on unwinding
                     raise self._wrap(exc) from None
             chunk = self._take(event)
             if chunk is not None:
@@ -152,6 +168,13 @@ class AsyncTextStream(_StreamState, AsyncIterator[str]):
         return self.result.text
 
     async def aclose(self) -> None:
+        self._release()
         close = getattr(self._iterator, "aclose", None)
         if close:
             await close()
+
+    async def __aenter__(self) -> AsyncTextStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

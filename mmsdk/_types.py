@@ -119,11 +119,22 @@ class Usage(BaseModel):
 
 
 class Attempt(BaseModel):
-    """One call made (retries included) or one provider skipped by routing."""
+    """One call made (retries and hedges included) or one provider skipped by routing.
+
+    Attributes:
+        provider: the provider string.
+        outcome: ``"ok"``, ``"error"``, ``"skipped"`` (no call made), or
+            ``"abandoned"`` (cancelled: a hedge that lost, a passed deadline,
+            a caller that left).
+        error: what went wrong, or ``None``.
+        started: seconds from the start of the call to the start of this attempt.
+        seconds: how long the attempt took.
+    """
 
     provider: str
-    outcome: Literal["ok", "error", "skipped"]
+    outcome: Literal["ok", "error", "skipped", "abandoned"]
     error: str | None = None
+    started: float = 0.0
     seconds: float = 0.0
 
 

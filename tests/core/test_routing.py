@@ -125,8 +125,8 @@ def test_everything_failing_lists_every_attempt(primary: TestProvider,
         mmsdk.Router(["primary:m", "offline:m", "backup:m"], FAST).understand("hi")
     error = info.value
     assert [(a.provider, a.outcome) for a in error.attempts] == [
-        ("offline:m", "skipped"), ("primary:m", "error"), ("primary:m", "error"),
-        ("backup:m", "error")]
+        ("primary:m", "error"), ("primary:m", "error"), ("offline:m", "skipped"),
+        ("backup:m", "error")]  # in the order they happened
     for provider in ("primary:m", "offline:m", "backup:m"):
         assert provider in str(error)
 
