@@ -26,6 +26,7 @@ points at a module defining :data:`hookimpl` functions::
 Keep registration cheap: import SDKs, torch and models inside the factory.
 """
 
+from ._clock import EndOfLife, ModelDeprecationWarning, ModelLifecycle, today
 from ._errors import (
     AllProvidersFailedError,
     AuthenticationError,
@@ -77,13 +78,15 @@ __all__ = [
     "AllProvidersFailedError", "AuthenticationError", "Availability", "CancelledError",
     "Capability",
     "CapabilityError", "Classify", "ClassifyRequest", "ClassifyResult", "ContentPolicyError",
-    "Embed", "EmbedRequest", "EmbedResult", "Generate", "GenerateRequest", "GenerateResult",
-    "InvalidInputError", "MMSDKError", "MediaLimits", "Model", "ModelInfo",
+    "Embed", "EmbedRequest", "EmbedResult", "EndOfLife", "Generate", "GenerateRequest",
+    "GenerateResult",
+    "InvalidInputError", "MMSDKError", "MediaLimits", "Model", "ModelDeprecationWarning",
+    "ModelInfo", "ModelLifecycle",
     "OutputValidationError", "PreparedImage", "ProviderConnectionError", "ProviderError",
     "ProviderServerError", "ProviderSpec", "ProviderTimeoutError", "ProviderUnavailableError",
     "RateLimitError", "Request", "StreamEvent", "Understand", "UnderstandRequest",
     "UnderstandResult", "UnknownProviderError", "Usage", "VideoInput", "add_secret",
     "classification_prompt", "classification_schema", "error_for_status", "error_for_transport",
     "first_env", "hookimpl", "host_reachable", "missing_packages", "parse_retry_after", "redact",
-    "register_plugin", "scores_from_answer", "unregister_plugin",
+    "register_plugin", "scores_from_answer", "today", "unregister_plugin",
 ]

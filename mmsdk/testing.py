@@ -15,15 +15,18 @@ prompt, scores and vectors come from hashes of the image pixels and labels.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from ._clock import pin
 from ._errors import MMSDKError
 from ._hookspecs import hookimpl
 from ._model import Classify, Embed, Generate, StreamEvent, Understand
@@ -41,7 +44,7 @@ from ._types import (
     Usage,
 )
 
-__all__ = ["ALL_FEATURES", "TestProvider"]
+__all__ = ["ALL_FEATURES", "TestProvider", "pinned_today"]
 
 ALL_FEATURES = frozenset({
     "negative_prompt", "width", "height", "steps", "guidance", "seed", "scheduler", "image",
@@ -50,6 +53,28 @@ ALL_FEATURES = frozenset({
     "detail", "multi_label", "template",
 })
 EMBED_DIM = 8
+
+
+@contextmanager
+def pinned_today(day: dt.date) -> Iterator[dt.date]:
+    """Every model-lifecycle decision sees *day* as today until the block ends.
+
+    Retired names, deprecation notes and end-of-life warnings read
+    ``mmsdk.plugin.today()``; pin it so a test's verdict never moves with the
+    calendar. Blocks nest; leaving one restores the date pinned before (or
+    the real date). Which models already warned is forgotten on entry and exit.
+
+    Example:
+        >>> import datetime, mmsdk.plugin
+        >>> with pinned_today(datetime.date(2027, 1, 15)):
+        ...     mmsdk.plugin.today().isoformat()
+        '2027-01-15'
+    """
+    previous = pin(day)
+    try:
+        yield day
+    finally:
+        pin(previous)
 
 
 def _digest(*parts: Any) -> bytes:
@@ -71,8 +96,9 @@ class TestProvider:
         name: the plugin name in provider strings.
         failures: what the next calls do, in order: an exception (instance or
             class) is raised, ``None`` succeeds. After the list, calls succeed.
-        latency: seconds each call sleeps first (time.sleep, or asyncio-friendly
-            in the async twins through the default thread bridge).
+        latency: seconds each call sleeps first (in a worker thread for the async
+            twins); like a local plugin, it stops early with ``CancelledError`` or
+            ``ProviderTimeoutError`` when its request is cancelled or its deadline passes.
         local: declared as local (kept by ``Policy(local_only=True)``).
         available: ``False`` makes it unavailable, with a reason and a fix.
         capabilities: what it offers (default: all four).
@@ -161,8 +187,12 @@ class TestProvider:
         with self._lock:
             self.calls.append(request)
             failure = self.failures.pop(0) if self.failures else None
-        if self.latency:
-            time.sleep(self.latency)
+        if self.latency:  # like a local plugin: stops early when cancelled or past its deadline
+            if request.cancel is not None:
+                request.cancel.wait(self.latency)
+            else:
+                time.sleep(self.latency)
+            request.raise_if_stopped(self.name, "answering")
         if failure is None:
             return
         if isinstance(failure, type):

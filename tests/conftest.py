@@ -1,8 +1,9 @@
-"""Fixtures shared by every test: a loopback server and a clean environment."""
+"""Fixtures shared by every test: a loopback server, a clean environment, a pinned date."""
 
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 from loopback import LoopbackServer
+
+from mmsdk.testing import pinned_today
 
 # huggingface_hub reads these once, at import: set them before anything imports it.
 # Offline, and a throwaway cache that the local plugins' fixtures seed with tiny
@@ -29,6 +32,19 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's real keys or endpoints."""
     for name in SECRET_ENV:
         monkeypatch.delenv(name, raising=False)
+
+
+# The date the plugins' lifecycle tables were last checked (their LIFECYCLE_CHECKED;
+# a plugin's conftest pins its own). Retired names, deprecation notes and warnings
+# depend on the date: pinned, no test changes its verdict with the calendar.
+LIFECYCLE_CHECKED = dt.date(2026, 12, 1)
+
+
+@pytest.fixture(autouse=True)
+def _pinned_today() -> Iterator[dt.date]:
+    """Every test sees LIFECYCLE_CHECKED as today; a test that needs another date pins it."""
+    with pinned_today(LIFECYCLE_CHECKED) as day:
+        yield day
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from mmsdk.plugin import (
 from ._clients import Clients
 from ._errors import ErrorBoundary
 from ._payload import answer_text, classify_params, understand_params, understand_result, usage
-from ._spec import deprecation_warning
+from ._spec import lifecycle_notes
 from ._stream import StreamAccumulator
 
 __all__ = ["DEFAULT_TIMEOUT", "AnthropicModel"]
@@ -45,7 +45,6 @@ class AnthropicModel(Understand, Classify):
         super().__init__(provider, info)
         self.model = model
         self._clients = Clients(provider)
-        self._warnings = [w for w in (deprecation_warning(model),) if w]
 
     def close(self) -> None:
         """Close the SDK clients; the next call opens new ones."""
@@ -58,26 +57,36 @@ class AnthropicModel(Understand, Classify):
     def _timeout(request: UnderstandRequest | ClassifyRequest) -> float:
         return request.timeout or DEFAULT_TIMEOUT
 
-    def _finish(self, result: UnderstandResult) -> UnderstandResult:
-        result.warnings.extend(self._warnings)
+    def _lifecycle(self) -> list[str]:
+        # Asked at every call, before any request: the model object outlives days.
+        return lifecycle_notes(self.model)
+
+    @staticmethod
+    def _finish(result: UnderstandResult, notes: list[str]) -> UnderstandResult:
+        result.warnings.extend(notes)
         return result
 
     # -- understand ----------------------------------------------------------
     def understand(self, request: UnderstandRequest) -> UnderstandResult:
+        notes = self._lifecycle()
         params = understand_params(request, self.model, self.provider)
         with self._boundary():
             message = self._clients.sync().messages.create(**params,
                                                            timeout=self._timeout(request))
-        return self._finish(understand_result(message, self.provider, len(request.images)))
+        return self._finish(understand_result(message, self.provider, len(request.images)),
+                            notes)
 
     async def aunderstand(self, request: UnderstandRequest) -> UnderstandResult:
+        notes = self._lifecycle()
         params = understand_params(request, self.model, self.provider)
         with self._boundary():
             client = await self._clients.async_()
             message = await client.messages.create(**params, timeout=self._timeout(request))
-        return self._finish(understand_result(message, self.provider, len(request.images)))
+        return self._finish(understand_result(message, self.provider, len(request.images)),
+                            notes)
 
     def understand_stream(self, request: UnderstandRequest) -> Iterator[StreamEvent]:
+        notes = self._lifecycle()
         params = understand_params(request, self.model, self.provider)
         state = StreamAccumulator(self.provider, self.model, len(request.images))
         # Raw httpx2 errors can escape the SDK mid-stream: iterate inside the boundary.
@@ -89,9 +98,10 @@ class AnthropicModel(Understand, Classify):
                     chunk = state.feed(event)
                     if chunk:
                         yield chunk
-        yield self._finish(state.result())
+        yield self._finish(state.result(), notes)
 
     async def aunderstand_stream(self, request: UnderstandRequest) -> AsyncIterator[StreamEvent]:
+        notes = self._lifecycle()
         params = understand_params(request, self.model, self.provider)
         state = StreamAccumulator(self.provider, self.model, len(request.images))
         with self._boundary():
@@ -103,37 +113,41 @@ class AnthropicModel(Understand, Classify):
                     chunk = state.feed(event)
                     if chunk:
                         yield chunk
-        yield self._finish(state.result())
+        yield self._finish(state.result(), notes)
 
     # -- classify --------------------------------------------------------------
     # Anthropic returns no logprobs: each image gets one answer constrained to
     # the label enum, scored by the documented rule (chosen 1.0, others 0.0).
-    def _scores(self, message: Any, request: ClassifyRequest) -> ClassifyResult:
+    def _scores(self, message: Any, request: ClassifyRequest,
+                notes: list[str]) -> ClassifyResult:
         text = answer_text(message, self.provider)
         scores = scores_from_answer(text, request.labels, request.multi_label)
         return ClassifyResult(scores=scores, model=message.model, usage=usage(message, 1),
-                              warnings=list(self._warnings))
+                              warnings=list(notes))
 
-    def _classify_one(self, request: ClassifyRequest, image: PreparedImage) -> ClassifyResult:
+    def _classify_one(self, request: ClassifyRequest, image: PreparedImage,
+                      notes: list[str]) -> ClassifyResult:
         with self._boundary():
             message = self._clients.sync().messages.create(
                 **classify_params(request, image, self.model), timeout=self._timeout(request))
-        return self._scores(message, request)
+        return self._scores(message, request, notes)
 
-    async def _aclassify_one(self, request: ClassifyRequest,
-                             image: PreparedImage) -> ClassifyResult:
+    async def _aclassify_one(self, request: ClassifyRequest, image: PreparedImage,
+                             notes: list[str]) -> ClassifyResult:
         with self._boundary():
             client = await self._clients.async_()
             message = await client.messages.create(
                 **classify_params(request, image, self.model), timeout=self._timeout(request))
-        return self._scores(message, request)
+        return self._scores(message, request, notes)
 
     def classify(self, request: ClassifyRequest) -> list[ClassifyResult]:
-        return [self._classify_one(request, image) for image in request.images]
+        notes = self._lifecycle()
+        return [self._classify_one(request, image, notes) for image in request.images]
 
     async def aclassify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        notes = self._lifecycle()
         # One request per image, in flight together; results keep input order.
-        tasks = [asyncio.ensure_future(self._aclassify_one(request, image))
+        tasks = [asyncio.ensure_future(self._aclassify_one(request, image, notes))
                  for image in request.images]
         try:
             return list(await asyncio.gather(*tasks))

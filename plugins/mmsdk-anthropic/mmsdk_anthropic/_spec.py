@@ -14,14 +14,15 @@ from mmsdk.plugin import (
     MediaLimits,
     Model,
     ModelInfo,
+    ModelLifecycle,
     ProviderSpec,
     missing_packages,
 )
 
 from ._settings import API_KEY_ENV, connection, default_model
 
-__all__ = ["LIMITS", "LIFECYCLE", "NAME", "check", "deprecation_warning", "describe",
-           "provider_spec", "retired"]
+__all__ = ["LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "NAME", "check", "deprecation_warning",
+           "describe", "lifecycle_notes", "provider_spec", "retired"]
 
 NAME = "anthropic"
 CAPABILITIES = (Capability.UNDERSTAND, Capability.CLASSIFY)
@@ -51,15 +52,17 @@ SUPPORTS = frozenset({"system", "max_tokens", "schema", "stream", "multi_label"}
 # output_config); the API validates their values.
 OPTIONS = frozenset({"effort", "metadata", "service_tier", "stop_sequences"})
 
-# Newest model of each family in the SDK 2.12 ``anthropic.types.Model`` literals.
+# Newest model of each family in the SDK 2.14 ``anthropic.types.Model`` literals.
 _HAIKU, _SONNET, _OPUS, _MYTHOS = ("claude-haiku-5-5", "claude-sonnet-5-5", "claude-opus-5-5",
                                    "claude-mythos-5-2")
 
-# End-of-life dates from the anthropic SDK 2.12 ``DEPRECATED_MODELS`` table (the
+# End-of-life dates from the anthropic SDK 2.14 ``DEPRECATED_MODELS`` table (the
 # SDK names no successor: here it is the newest model of the same family), plus
 # the 3.5 Sonnet models retired 2025-10-22 per Anthropic's model-deprecations
-# page. A name whose date has passed is retired (fails before any request); one
-# whose date is still ahead works, with a warning on the result.
+# page. A name whose date has come is retired (fails before any request); one
+# whose date is still ahead works, with a note on the result (and a
+# ModelDeprecationWarning within 30 days). Dates are read against
+# mmsdk.plugin.today() on every call, never frozen at registration.
 LIFECYCLE: dict[str, tuple[dt.date, str]] = {
     **dict.fromkeys(("claude-1.3", "claude-1.3-100k", "claude-instant-1.1",
                      "claude-instant-1.1-100k", "claude-instant-1.2"),
@@ -80,25 +83,36 @@ LIFECYCLE: dict[str, tuple[dt.date, str]] = {
     "claude-mythos-preview": (dt.date(2026, 6, 30), _MYTHOS),
     **dict.fromkeys(("claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
                     (dt.date(2026, 11, 30), _SONNET)),
+    **dict.fromkeys(("claude-opus-4-5", "claude-opus-4-5-20251101"),
+                    (dt.date(2027, 1, 22), _OPUS)),
 }
+# The day LIFECYCLE was last compared with the installed SDK's DEPRECATED_MODELS
+# and Anthropic's deprecations page. Tests pin the clock here; a test fails when
+# a default model is past, or within 30 days of, its end-of-life on this date.
+LIFECYCLE_CHECKED = dt.date(2026, 12, 1)
+
+_LIFECYCLE = ModelLifecycle(NAME, LIFECYCLE)
 
 
 def retired(today: dt.date | None = None) -> dict[str, str]:
-    """Model names past end-of-life, each mapped to a message naming its successor."""
-    today = today or dt.date.today()
+    """Model names past end-of-life (on *today*, default the mmsdk clock), each mapped to a
+    message naming its successor."""
+    if today is None:
+        return dict(_LIFECYCLE.retired)
     return {name: f"It reached end-of-life on {eol.isoformat()}; use "
                   f"'{NAME}:{successor}' instead."
             for name, (eol, successor) in LIFECYCLE.items() if eol <= today}
 
 
-def deprecation_warning(model: str, today: dt.date | None = None) -> str | None:
-    """A warning for a model that still works but reaches end-of-life soon."""
-    entry = LIFECYCLE.get(model)
-    if entry is None or entry[0] <= (today or dt.date.today()):
-        return None
-    eol, successor = entry
-    return (f"{NAME}:{model} is deprecated and reaches end-of-life on {eol.isoformat()}; "
-            f"move to '{NAME}:{successor}'.")
+def deprecation_warning(model: str) -> str | None:
+    """A note for a model that still works but has an announced end-of-life (mmsdk clock)."""
+    return _LIFECYCLE.deprecation(model)
+
+
+def lifecycle_notes(model: str) -> list[str]:
+    """At the start of a call: fail if *model* is retired by now, else the notes for
+    ``result.warnings`` (warning once, in Python, within 30 days of end-of-life)."""
+    return _LIFECYCLE.on_call(model)
 
 
 def _hints(model: str) -> tuple[float, float]:
@@ -160,5 +174,5 @@ def provider_spec() -> ProviderSpec:
         default_models=_DefaultModels(),
         check=check,
         description="Claude vision through the official anthropic SDK (cloud)",
-        retired=retired(),
+        retired=_LIFECYCLE.retired,  # read against today() on every lookup
     )

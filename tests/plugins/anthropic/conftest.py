@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -9,13 +10,22 @@ from typing import Any
 import mmsdk_anthropic
 import pytest
 from loopback import LoopbackServer, Received, Reply
+from mmsdk_anthropic._spec import LIFECYCLE_CHECKED
 from PIL import Image
 
 import mmsdk
+from mmsdk.testing import pinned_today
 
 KEY = "sk-ant-api03-PLANTEDkey-0123456789abcdef"
 MODEL = "claude-sonnet-5-5"
 PROVIDER = f"anthropic:{MODEL}"
+
+
+@pytest.fixture(autouse=True)
+def _pinned_today() -> Iterator[dt.date]:
+    """Today is the day the plugin's LIFECYCLE table was last checked (overrides the root's)."""
+    with pinned_today(LIFECYCLE_CHECKED) as day:
+        yield day
 
 
 @pytest.fixture(autouse=True)

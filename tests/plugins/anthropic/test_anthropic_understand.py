@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import io
 import json
 import subprocess
 import sys
+import typing
 from typing import Any
 
 import mmsdk_anthropic
 import numpy as np
 import pytest
 from loopback import LoopbackServer, Reply
-from mmsdk_anthropic._spec import LIMITS
+from mmsdk_anthropic._settings import DEFAULT_MODELS
+from mmsdk_anthropic._spec import CAPABILITIES, LIFECYCLE, LIFECYCLE_CHECKED, LIMITS
 from PIL import Image
 from pydantic import BaseModel
 
 import mmsdk
+import mmsdk.plugin
+from mmsdk.plugin import ModelDeprecationWarning
+from mmsdk.testing import pinned_today
 
 
 class Receipt(BaseModel):
@@ -220,11 +226,81 @@ def test_retired_model_fails_before_any_request_naming_successor(claude: Loopbac
     assert claude.received == []
 
 
-def test_deprecated_model_answers_with_a_warning(claude: LoopbackServer, wire: Any) -> None:
+def test_model_near_end_of_life_answers_with_a_warning_once(claude: LoopbackServer,
+                                                            wire: Any) -> None:
+    claude.queue(wire.ok(model="claude-sonnet-4-5"), wire.ok(model="claude-sonnet-4-5"))
+    with pinned_today(dt.date(2026, 11, 20)):  # 10 days before its end-of-life
+        with pytest.warns(DeprecationWarning, match="November 30th"), \
+                pytest.warns(ModelDeprecationWarning, match="end-of-life on 2026-11-30"):
+            first = mmsdk.understand("Describe.", provider="anthropic:claude-sonnet-4-5")
+        with pytest.warns(DeprecationWarning) as again:  # the SDK warns on every call
+            second = mmsdk.understand("Describe.", provider="anthropic:claude-sonnet-4-5")
+    assert not [w for w in again if issubclass(w.category, ModelDeprecationWarning)]  # once
+    for result in (first, second):
+        assert any("end-of-life on 2026-11-30" in w and "anthropic:claude-sonnet-5-5" in w
+                   for w in result.warnings)
+    assert [r.json()["model"] for r in claude.received] == ["claude-sonnet-4-5"] * 2
+
+
+def test_model_past_end_of_life_fails_before_any_request_naming_successor(
+        claude: LoopbackServer) -> None:
+    with pinned_today(dt.date(2026, 11, 30)), pytest.raises(  # the end-of-life day itself
+            mmsdk.UnknownProviderError,
+            match=r"end-of-life on 2026-11-30.*'anthropic:claude-sonnet-5-5'"):
+        mmsdk.understand("Describe.", provider="anthropic:claude-sonnet-4-5")
+    assert claude.received == []
+
+
+def test_end_of_life_passing_in_a_running_process_stops_calls(claude: LoopbackServer,
+                                                              wire: Any) -> None:
+    # Resolved and loaded before its end-of-life; the date passes; the next call
+    # fails before any request, though the name and model object are cached.
     claude.queue(wire.ok(model="claude-sonnet-4-5"))
-    with pytest.warns(DeprecationWarning):  # the SDK's own warning
-        result = mmsdk.understand("Describe.", provider="anthropic:claude-sonnet-4-5")
-    assert any("end-of-life on 2026-11-30" in w for w in result.warnings)
+    with pinned_today(dt.date(2026, 11, 29)), \
+            pytest.warns((DeprecationWarning, ModelDeprecationWarning)):
+        mmsdk.understand("Describe.", provider="anthropic:claude-sonnet-4-5")
+    with pinned_today(dt.date(2026, 11, 30)), \
+            pytest.raises(mmsdk.UnknownProviderError, match="anthropic:claude-sonnet-5-5"):
+        mmsdk.understand("Describe.", provider="anthropic:claude-sonnet-4-5")
+    assert len(claude.received) == 1
+
+
+def test_deprecated_model_far_from_end_of_life_gets_a_note_but_no_warning(
+        claude: LoopbackServer, wire: Any) -> None:
+    claude.queue(wire.ok(model="claude-opus-4-5"))
+    with pytest.warns(DeprecationWarning) as caught:  # only the SDK's own
+        result = mmsdk.understand("Describe.", provider="anthropic:claude-opus-4-5")
+    assert not [w for w in caught if issubclass(w.category, ModelDeprecationWarning)]
+    assert result.warnings == ["anthropic:claude-opus-4-5 is deprecated and reaches "
+                               "end-of-life on 2027-01-22; move to 'anthropic:claude-opus-5-5'."]
+
+
+def test_lifecycle_is_read_at_call_time_not_at_registration() -> None:
+    from mmsdk._registry import get_registry
+
+    spec = get_registry().specs["anthropic"]
+    with pinned_today(dt.date(2026, 11, 29)):
+        assert "claude-sonnet-4-5" not in spec.retired
+        assert "claude-3-opus-20240229" in spec.retired
+    with pinned_today(dt.date(2026, 11, 30)):
+        assert "end-of-life on 2026-11-30" in spec.retired["claude-sonnet-4-5"]
+
+
+@pytest.mark.parametrize("capability", sorted(CAPABILITIES, key=str), ids=str)
+def test_default_models_are_clear_of_end_of_life_when_the_table_was_checked(
+        capability: mmsdk.Capability) -> None:
+    # Pinned to LIFECYCLE_CHECKED: fails when a default needs moving (past, or within
+    # 30 days of its end-of-life), and whenever the table is re-checked and bumped.
+    assert mmsdk.plugin.today() == LIFECYCLE_CHECKED
+    model = DEFAULT_MODELS[capability]
+    eol = LIFECYCLE.get(model)
+    assert eol is None or eol[0] > LIFECYCLE_CHECKED + dt.timedelta(days=30), (model, eol)
+    from anthropic.types import Model
+
+    literals = typing.get_args(typing.get_args(Model)[0])
+    assert model in literals
+    # every successor the table names is current: in the SDK, with no end-of-life of its own
+    assert all(s in literals and s not in LIFECYCLE for _, s in LIFECYCLE.values())
 
 
 def test_close_releases_clients_and_calls_reopen(claude: LoopbackServer, wire: Any) -> None:
