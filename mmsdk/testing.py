@@ -188,10 +188,12 @@ class TestProvider:
             self.calls.append(request)
             failure = self.failures.pop(0) if self.failures else None
         if self.latency:  # like a local plugin: stops early when cancelled or past its deadline
+            left = request.time_left()
+            pause = self.latency if left is None else max(0.0, min(self.latency, left + 0.01))
             if request.cancel is not None:
-                request.cancel.wait(self.latency)
+                request.cancel.wait(pause)
             else:
-                time.sleep(self.latency)
+                time.sleep(pause)
             request.raise_if_stopped(self.name, "answering")
         if failure is None:
             return

@@ -180,11 +180,10 @@ def test_timeout_is_handed_to_the_provider(primary: TestProvider) -> None:
 
 def test_hedging_starts_the_next_provider_when_the_first_is_slow(
         primary: TestProvider, backup: TestProvider) -> None:
-    primary.latency = 1.0
-    started = time.monotonic()
+    primary.latency = 30.0
     result = mmsdk.Router(["primary:m", "backup:m"], mmsdk.Policy(hedge_after=0.05)).understand("x")
     assert result.provider == "backup:m"
-    assert time.monotonic() - started < 0.9
+    assert [a.outcome for a in result.attempts] == ["abandoned", "ok"]
     assert len(primary.calls) == 1 and len(backup.calls) == 1
 
 
