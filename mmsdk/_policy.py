@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ._errors import InvalidInputError
 
 __all__ = ["Policy"]
 
@@ -39,7 +41,15 @@ class Policy(BaseModel):
         >>> policy = mmsdk.Policy(order="local_first", retries=2, deadline=30)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'Policy'}: {e['msg']}"
+                                 for e in exc.errors(include_url=False))
+            raise InvalidInputError(f"Invalid Policy: {problems}.") from None
 
     order: Literal["given", "local_first", "cloud_first", "cheapest", "fastest"] = "given"
     local_only: bool = False

@@ -215,3 +215,13 @@ def test_a_provider_of_the_wrong_type_is_an_invalid_input(provider: object) -> N
 def test_a_policy_of_the_wrong_type_is_an_invalid_input() -> None:
     with pytest.raises(mmsdk.InvalidInputError, match="policy must be"):
         mmsdk.Router("openai", policy={"timeout": 1})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("values", [{"timeout": -1}, {"retries": "many"}, {"order": "random"},
+                                    {"deadline": float("nan")}, {"hedge_after": float("inf")},
+                                    {"unknown": 1}],
+                         ids=["negative", "wrong-type", "unknown-order", "nan", "inf", "extra"])
+def test_a_bad_policy_is_an_invalid_input_not_a_validation_error(values: dict[str, object]) -> None:
+    with pytest.raises(mmsdk.InvalidInputError, match="Invalid Policy") as info:
+        mmsdk.Policy(**values)  # type: ignore[arg-type]
+    assert info.value.__cause__ is None and info.value.__suppress_context__
