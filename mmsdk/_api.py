@@ -172,7 +172,8 @@ class Router:
         if _light_inputs(build):
             return build()
         try:
-            return await bounded(asyncio.to_thread(build), self._left(started))
+            job: Job = await bounded(asyncio.to_thread(build), self._left(started))
+            return job
         except TimeoutError:
             raise ProviderTimeoutError(f"The {self.policy.deadline}s deadline passed while "
                                        "reading the inputs; raise Policy(deadline=...).") from None

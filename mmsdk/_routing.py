@@ -20,7 +20,7 @@ import time
 from collections.abc import Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ._errors import (
     AllProvidersFailedError,
@@ -82,6 +82,7 @@ class _InFlight:
 
 
 Steps = Generator[Any, Any, Any]
+Outcome = Literal["ok", "error", "skipped", "abandoned"]
 Candidates = list[Resolved | ProviderUnavailableError]
 
 
@@ -101,7 +102,7 @@ class _Run:
     _ids: Any = field(default_factory=lambda: iter(range(1 << 62)))
 
     # -- bookkeeping -------------------------------------------------------
-    def _record(self, provider: str, outcome: str, error: str | None, began: float,
+    def _record(self, provider: str, outcome: Outcome, error: str | None, began: float,
                 seconds: float) -> None:
         self.attempts.append(Attempt.model_construct(
             provider=provider, outcome=outcome, error=error, seconds=seconds,

@@ -18,7 +18,7 @@ __all__ = ["Slots"]
 
 
 class _Waiter:
-    __slots__ = ("event", "future", "granted", "gone", "loop")
+    __slots__ = ("event", "future", "gone", "granted", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop
@@ -35,8 +35,13 @@ class _Waiter:
             return True
         assert self.loop is not None and self.future is not None
         future = self.future
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
         try:
-            self.loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+            self.loop.call_soon_threadsafe(wake)
         except RuntimeError:  # the loop was closed while its task waited
             return False
         self.granted = True

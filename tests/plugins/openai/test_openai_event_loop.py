@@ -17,9 +17,6 @@ import numpy as np
 from loopback import LoopbackServer, Reply
 from PIL import Image
 
-
-
-
 SCRIPT = Path(__file__).parents[2] / "loop_stall.py"
 # A blocking implementation stalls 300 ms to 2 s here (imports, a 12 MP decode and
 # resize, unloading); a loop that never blocks shows a few ms. The bound is generous
