@@ -1,9 +1,15 @@
-"""Turn any image argument into a checked, decoded image.
+"""Turn any image argument into a checked image, decoded only when needed.
 
 Accepted: a path, ``bytes``, a ``PIL.Image``, a numpy array, an ``http(s)``
-URL or a ``data:`` URL. Sizes are checked before decoding (byte cap, then the
-header's pixel count against the pixel cap), EXIF orientation is applied, and
-every failure is an :class:`InvalidInputError` naming the input and the reason.
+URL or a ``data:`` URL. Encoded inputs are checked from their header alone:
+the byte cap, the format, the header's pixel count against the pixel cap, the
+EXIF orientation, and the container's structure (a JPEG, PNG or WebP cut short
+is refused). The pixels are decoded on first use of :attr:`LoadedImage.image`,
+so an image sent to a provider as its original bytes never is. Every failure,
+including one found by that later decode, is an :class:`InvalidInputError`
+naming the input and the reason.
+
+Paths are read only when they name a regular file, and never past the cap.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import base64
 import binascii
 import io
 import os
+import re
+import stat
+import threading
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -23,26 +31,127 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ._errors import InvalidInputError
 from ._settings import Settings, get_settings
 
-__all__ = ["ImageSource", "LoadedImage", "load_image", "load_images"]
+__all__ = ["ImageSource", "LoadedImage", "load_image", "load_images", "read_capped",
+           "redact_url"]
 
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image, np.ndarray]
 
+# EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION = 0x0112
 
-@dataclass(frozen=True)
+
 class LoadedImage:
-    """A decoded input image and where it came from.
+    """One input image: checked from its header, decoded on first use.
 
-    Attributes:
-        image: the decoded image, orientation applied, fully loaded.
+    Args:
+        image: the decoded image, for inputs that arrive decoded (PIL, numpy,
+            video frames); ``None`` for encoded inputs, decoded lazily.
         source: a short description for messages ("chart.png", "bytes", "URL ...").
         data: the original encoded bytes, when the input was encoded.
-        format: the original format ("PNG", "JPEG", ...), when known.
+        format: the original format as PIL names it ("PNG", "JPEG", ...).
+        size: the stored (not yet rotated) size from the header; required
+            when *image* is ``None``.
+        orientation: the EXIF orientation (1-8) still to be applied.
+
+    Attributes:
+        width / height / size: the upright size (orientation applied).
     """
 
-    image: Image.Image
-    source: str
-    data: bytes | None = None
-    format: str | None = None
+    __slots__ = ("_image", "_layout", "_lock", "_stored", "_stripped", "_what", "data", "format",
+                 "orientation", "source")
+
+    def __init__(self, image: Image.Image | None, source: str, data: bytes | None = None,
+                 format: str | None = None, *, size: tuple[int, int] | None = None,
+                 orientation: int = 1, what: str | None = None, layout: Any = None) -> None:
+        if image is not None:
+            size = image.size
+        elif data is None or size is None:
+            raise ValueError("LoadedImage needs an image, or data with its header size")
+        self.source = source
+        self.data = data
+        self.format = format
+        self.orientation = orientation if image is None else 1
+        self._stored = size
+        self._image = image
+        self._lock = threading.Lock()
+        self._what = what or source
+        self._layout = layout
+        self._stripped: bytes | bool | None = False  # False: not computed yet
+
+    def __repr__(self) -> str:
+        return (f"LoadedImage({self.source!r}, format={self.format!r}, size={self.size}, "
+                f"decoded={self.decoded})")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        width, height = self._stored
+        return (height, width) if self.orientation in (5, 6, 7, 8) else (width, height)
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    @property
+    def decoded(self) -> bool:
+        """Whether the pixels have been decoded (they are on first use of :attr:`image`)."""
+        return self._image is not None
+
+    @property
+    def image(self) -> Image.Image:
+        """The decoded image, upright, fully loaded; decoded once, on first use.
+
+        Raises:
+            InvalidInputError: the pixel data is corrupt or truncated.
+        """
+        if self._image is None:
+            with self._lock:
+                if self._image is None:
+                    self._image = self._decode()
+        return self._image
+
+    def _decode(self) -> Image.Image:
+        assert self.data is not None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(self.data))
+                image.load()
+        except MemoryError:
+            raise
+        except Exception as exc:  # any failure to decode input bytes is the input's fault
+            raise InvalidInputError(f"{self._what}: is corrupt or truncated ({exc}).") from None
+        method = _UPRIGHT.get(self.orientation)
+        return image.transpose(method) if method is not None else image
+
+    def stripped(self) -> bytes | None:
+        """:attr:`data` without EXIF, XMP, IPTC, comments or text chunks, pixels untouched.
+
+        Done on the byte stream (JPEG segments, PNG chunks, WebP RIFF chunks),
+        never by re-encoding; the ICC profile is kept. Returns :attr:`data`
+        itself when there is nothing to remove, and ``None`` when the format
+        cannot be stripped this way (the caller re-encodes).
+        """
+        if self._stripped is False:
+            self._stripped = _strip(self.data, self.format, self._layout) \
+                if self.data is not None else None
+        return self._stripped  # type: ignore[return-value]
+
+
+def redact_url(text: str) -> str:
+    """*text* with the user:password part of any URL in it replaced by ``***``."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s@/?#]*(?:[/?#][^\s@]*)?@")
 
 
 def _describe(source: Any) -> str:
@@ -52,21 +161,36 @@ def _describe(source: Any) -> str:
         return f"PIL image {source.width}x{source.height}"
     if isinstance(source, np.ndarray):
         return f"array {source.shape}"
-    text = str(source)
+    text = redact_url(str(source).replace("\x00", "\\x00"))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def load_images(sources: Any, *, name: str, settings: Settings | None = None) -> list[LoadedImage]:
-    """Load one source or a list of them; *name* labels them in errors."""
+def load_images(sources: Any, *, name: str, settings: Settings | None = None,
+                deadline: float | None = None) -> list[LoadedImage]:
+    """Load one source or a list of them; *name* labels them in errors.
+
+    *deadline* (``time.monotonic()`` seconds) bounds fetching URL inputs, as
+    :func:`load_image` says.
+    """
     if sources is None:
         return []
     if isinstance(sources, (list, tuple)):
-        return [load_image(s, label=f"{name}[{i}]", settings=settings) for i, s in enumerate(sources)]
-    return [load_image(sources, label=name, settings=settings)]
+        return [load_image(s, label=f"{name}[{i}]", settings=settings, deadline=deadline)
+                for i, s in enumerate(sources)]
+    return [load_image(sources, label=name, settings=settings, deadline=deadline)]
 
 
-def load_image(source: Any, *, label: str = "image", settings: Settings | None = None) -> LoadedImage:
-    """Decode *source* into a :class:`LoadedImage`, or raise :class:`InvalidInputError`."""
+def load_image(source: Any, *, label: str = "image", settings: Settings | None = None,
+               deadline: float | None = None) -> LoadedImage:
+    """Check *source* into a :class:`LoadedImage`, or raise :class:`InvalidInputError`.
+
+    Args:
+        source: a path, bytes, PIL image, numpy array, http(s) URL or data: URL.
+        label: how errors name the input (``"images[2]"``).
+        settings: caps and URL rules (default: the settings in force).
+        deadline: the caller's deadline in ``time.monotonic()`` seconds; a URL
+            fetch stops there with :class:`ProviderTimeoutError`.
+    """
     settings = settings or get_settings()
     what = f"{label} ({_describe(source)})"
     if isinstance(source, Image.Image):
@@ -74,40 +198,78 @@ def load_image(source: Any, *, label: str = "image", settings: Settings | None =
     if isinstance(source, np.ndarray):
         return LoadedImage(_from_array(source, what, settings), _describe(source))
     if isinstance(source, (bytes, bytearray)):
-        return _decode(bytes(source), what, _describe(source), settings)
+        return _from_encoded(bytes(source), what, _describe(source), settings)
     if isinstance(source, (str, os.PathLike)):
-        text = os.fspath(source)
+        text = os.fsdecode(source)
+        if "\x00" in text:
+            raise InvalidInputError(f"{what}: contains a NUL byte, so it cannot be a path or "
+                                    "URL; pass the image's bytes instead.")
         if text.startswith("data:"):
-            return _decode(_from_data_url(text, what, settings), what, "data: URL", settings)
-        if text.startswith(("http://", "https://")):
+            return _from_encoded(_from_data_url(text, what, settings), what, "data: URL", settings)
+        if text[:8].lower().startswith(("http://", "https://")):
             from ._fetch import fetch_url
 
-            data = fetch_url(text, settings, label=what)
-            return _decode(data, what, _describe(text), settings)
+            data = fetch_url(text, settings, label=what, deadline=deadline)
+            return _from_encoded(data, what, _describe(text), settings)
         if "://" in text[:16]:
             raise InvalidInputError(f"{what}: only http, https and data: URLs are accepted.")
-        return _decode(_read_file(Path(text), what, settings), what, _describe(text), settings)
+        data = read_capped(Path(text), settings.max_input_bytes, what,
+                           hint="shrink it or raise mmsdk.configure(max_input_bytes=...)")
+        return _from_encoded(data, what, _describe(text), settings)
     raise InvalidInputError(
         f"{label}: expected a path, bytes, PIL.Image, numpy array or URL, "
         f"got {type(source).__name__}."
     )
 
 
-def _read_file(path: Path, what: str, settings: Settings) -> bytes:
+def check_regular_file(path: Path, what: str) -> os.stat_result:
+    """``os.stat`` of *path*, refusing anything but a regular file, without opening it."""
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         raise InvalidInputError(f"{what}: no such file.") from None
     except OSError as exc:
         raise InvalidInputError(f"{what}: cannot read it ({exc.strerror}).") from None
-    if path.is_dir():
-        raise InvalidInputError(f"{what}: is a directory, not an image file.")
-    if size > settings.max_input_bytes:
+    except ValueError as exc:  # e.g. a path too long or with odd characters
+        raise InvalidInputError(f"{what}: is not a usable path ({exc}).") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidInputError(f"{what}: is a directory, not a file.")
+    if not stat.S_ISREG(info.st_mode):
         raise InvalidInputError(
-            f"{what}: {size} bytes is over the {settings.max_input_bytes}-byte cap; "
-            "shrink it or raise mmsdk.configure(max_input_bytes=...)."
+            f"{what}: is not a regular file (a FIFO, device or socket); refusing to read it. "
+            "Save the data to a file, or pass its bytes."
         )
-    return path.read_bytes()
+    return info
+
+
+def read_capped(path: Path, cap: int, what: str, *, hint: str) -> bytes:
+    """Read the regular file *path*, at most *cap* bytes, or raise :class:`InvalidInputError`.
+
+    Non-regular files are refused without being opened; the cap is enforced on
+    the bytes actually read (a file that grows after ``stat`` gains nothing).
+    """
+    info = check_regular_file(path, what)
+    too_big = f"{what}: over the {cap}-byte cap; {hint}."
+    if info.st_size > cap:
+        raise InvalidInputError(f"{what}: {info.st_size} bytes is over the {cap}-byte cap; "
+                                f"{hint}.")
+    # O_NONBLOCK: if the path was swapped for a FIFO since the stat, opening it
+    # must not wait for a writer; fstat then refuses it.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise InvalidInputError(f"{what}: cannot read it ({exc.strerror}).") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidInputError(f"{what}: is not a regular file; refusing to read it.")
+        try:
+            data = handle.read(cap + 1)
+        except OSError as exc:
+            raise InvalidInputError(f"{what}: cannot read it ({exc.strerror}).") from None
+    if len(data) > cap:
+        raise InvalidInputError(too_big)
+    return data
 
 
 def _from_data_url(url: str, what: str, settings: Settings) -> bytes:
@@ -122,7 +284,8 @@ def _from_data_url(url: str, what: str, settings: Settings) -> bytes:
         raise InvalidInputError(f"{what}: the data: URL is not valid base64.") from None
 
 
-def _decode(data: bytes, what: str, source: str, settings: Settings) -> LoadedImage:
+def _from_encoded(data: bytes, what: str, source: str, settings: Settings) -> LoadedImage:
+    """Check *data* from its header and container structure, without decoding pixels."""
     if not data:
         raise InvalidInputError(f"{what}: is empty.")
     if len(data) > settings.max_input_bytes:
@@ -135,7 +298,6 @@ def _decode(data: bytes, what: str, source: str, settings: Settings) -> LoadedIm
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             _check_pixels(image.width, image.height, what, settings)
-            image.load()
     except InvalidInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -146,10 +308,15 @@ def _decode(data: bytes, what: str, source: str, settings: Settings) -> LoadedIm
         raise InvalidInputError(
             f"{what}: is not an image PIL can read (PNG, JPEG, WebP, GIF, ...)."
         ) from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidInputError(f"{what}: is corrupt or truncated ({exc}).") from None
     fmt = image.format
-    return LoadedImage(_orient(image, what), source, data, fmt)
+    layout = _layout(data, fmt)
+    if isinstance(layout, str):
+        raise InvalidInputError(f"{what}: is corrupt or truncated ({layout}).")
+    orientation = _header_orientation(image, data, layout, what)
+    return LoadedImage(None, source, data, fmt, size=image.size, orientation=orientation,
+                       what=what, layout=layout)
 
 
 def _check_pixels(width: int, height: int, what: str, settings: Settings) -> None:
@@ -163,9 +330,33 @@ def _check_pixels(width: int, height: int, what: str, settings: Settings) -> Non
         )
 
 
+_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)([0-9])')
+
+
+def _header_orientation(image: Image.Image, data: bytes, layout: Any, what: str) -> int:
+    """The EXIF (or XMP) orientation, read the way ``ImageOps.exif_transpose`` reads it."""
+    try:
+        if image.format == "PNG":  # PIL's PNG getexif() decodes the whole image: read chunks
+            value = None
+            for kind, start, end in layout:
+                if kind == b"eXIf":
+                    exif = Image.Exif()
+                    exif.load(data[start + 8:end - 4])
+                    value = exif.get(_ORIENTATION)
+            if value is None:
+                xmp = image.info.get("XML:com.adobe.xmp")
+                match = _XMP_ORIENTATION.search(xmp.encode() if isinstance(xmp, str) else b"")
+                value = int(match[1]) if match else 1
+        else:
+            value = image.getexif().get(_ORIENTATION, 1)
+    except Exception as exc:  # a broken EXIF block is the input's fault
+        raise InvalidInputError(f"{what}: has unreadable EXIF data ({exc}).") from None
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
 def _orient(image: Image.Image, what: str) -> Image.Image:
     try:
-        if image.getexif().get(0x0112, 1) == 1:  # upright already: no copy
+        if image.getexif().get(_ORIENTATION, 1) == 1:  # upright already: no copy
             return image
         oriented = ImageOps.exif_transpose(image)
     except Exception as exc:  # a broken EXIF block is the input's fault
@@ -203,3 +394,158 @@ def _from_array(array: np.ndarray, what: str, settings: Settings) -> Image.Image
             )
         array = array.astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(array))
+
+
+# -- container walks ------------------------------------------------------------
+# Each walk lists a file's top-level pieces as (kind, start, end) byte ranges, or
+# returns why the structure is broken. They touch headers only, except the JPEG
+# walk, which finds the end of each scan with one regex search (C speed, well
+# under a millisecond per MB). The same ranges drive lossless metadata stripping.
+
+# A marker: 0xFF then anything but stuffing (00), a restart marker (D0-D7) or a
+# fill byte (FF). No "\xff+": it makes the search ~15x slower; fill bytes are skipped.
+_JPEG_MARKER = re.compile(rb"\xff([^\x00\xd0-\xd7\xff])")
+
+
+def _layout(data: bytes, fmt: str | None) -> list[tuple[Any, int, int]] | str | None:
+    if fmt in ("JPEG", "MPO"):
+        return _jpeg_layout(data)
+    if fmt == "PNG":
+        return _png_layout(data)
+    if fmt == "WEBP":
+        return _webp_layout(data)
+    return None  # other formats are decoded before they are sent
+
+
+def _jpeg_layout(data: bytes) -> list[tuple[Any, int, int]] | str:
+    """Segments from SOI to the first image's EOI; a scan's range includes its coded data."""
+    if not data.startswith(b"\xff\xd8"):
+        return "no JPEG start marker"
+    segments: list[tuple[Any, int, int]] = [(0xD8, 0, 2)]
+    pos, size = 2, len(data)
+    while True:
+        found = _JPEG_MARKER.match(data, pos) or _JPEG_MARKER.search(data, pos)
+        if found is None:
+            return "the JPEG ends before its end marker"
+        marker, start, pos = found[1][0], found.start(), found.end()
+        if marker == 0xD9:
+            segments.append((marker, start, pos))
+            return segments
+        if marker == 0x01:  # TEM: no length
+            segments.append((marker, start, pos))
+            continue
+        if pos + 2 > size:
+            return "the JPEG ends inside a segment header"
+        end = pos + int.from_bytes(data[pos:pos + 2], "big")
+        if end < pos + 2 or end > size:
+            return "the JPEG ends inside a segment"
+        if marker == 0xDA:  # start of scan: entropy-coded data runs to the next marker
+            following = _JPEG_MARKER.search(data, end)
+            if following is None:
+                return "the JPEG ends inside its image data"
+            end = following.start()
+        segments.append((marker, start, end))
+        pos = end
+
+
+def _png_layout(data: bytes) -> list[tuple[Any, int, int]] | str:
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "no PNG signature"
+    chunks: list[tuple[Any, int, int]] = []
+    pos, size = 8, len(data)
+    while pos + 12 <= size:
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind, end = data[pos + 4:pos + 8], pos + 12 + length
+        if length > 0x7FFFFFFF or end > size:
+            break
+        chunks.append((kind, pos, end))
+        if kind == b"IEND":
+            return chunks
+        pos = end
+    return "the PNG ends before its IEND chunk"
+
+
+def _webp_layout(data: bytes) -> list[tuple[Any, int, int]] | str:
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        return "no WebP RIFF header"
+    riff_end = 8 + int.from_bytes(data[4:8], "little")
+    if riff_end > len(data):
+        return "the WebP file is shorter than its RIFF header says"
+    chunks: list[tuple[Any, int, int]] = []
+    pos = 12
+    while pos + 8 <= riff_end:
+        length = int.from_bytes(data[pos + 4:pos + 8], "little")
+        end = pos + 8 + length + (length & 1)
+        if end > riff_end:
+            if end - (length & 1) != riff_end:  # tolerate a missing final pad byte
+                return "the WebP file ends inside a chunk"
+            end = riff_end
+        chunks.append((data[pos:pos + 4], pos, end))
+        pos = end
+    return chunks
+
+
+# -- lossless stripping -------------------------------------------------------------
+_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+_WEBP_DROP = {b"EXIF", b"XMP "}
+_VP8X_EXIF, _VP8X_XMP = 0x08, 0x04
+
+
+def _strip(data: bytes, fmt: str | None, layout: Any) -> bytes | None:
+    if not isinstance(layout, list):
+        return None
+    if fmt in ("JPEG", "MPO"):
+        keep = [(start, end) for marker, start, end in layout
+                if _jpeg_keeps(marker, data, start, end)]
+    elif fmt == "PNG":
+        keep = [(start, end) for kind, start, end in layout if kind not in _PNG_DROP]
+    elif fmt == "WEBP":
+        return _strip_webp(data, layout)
+    else:
+        return None
+    return _join(data, [(0, 8), *keep] if fmt == "PNG" else keep)
+
+
+def _jpeg_keeps(marker: int, data: bytes, start: int, end: int) -> bool:
+    """Whether a JPEG segment is needed to show the image as intended.
+
+    Kept: everything that is not an APPn or COM segment, plus JFIF (APP0),
+    ICC profiles (APP2) and Adobe's colour-transform flag (APP14). Dropped:
+    EXIF and XMP (APP1), MPF and FlashPix (APP2), IPTC (APP13), vendor APPn
+    and comments.
+    """
+    payload = data[start + 4:start + 18]
+    if marker == 0xE0:
+        return payload.startswith(b"JFIF\x00")
+    if marker == 0xE2:
+        return payload.startswith(b"ICC_PROFILE\x00")
+    if marker == 0xEE:
+        return True
+    return not (0xE1 <= marker <= 0xEF or marker == 0xFE)
+
+
+def _strip_webp(data: bytes, layout: list[tuple[Any, int, int]]) -> bytes:
+    keep = [(start, end) for kind, start, end in layout if kind not in _WEBP_DROP]
+    if len(keep) == len(layout) and (not layout or layout[-1][2] == len(data)):
+        return data
+    body = _join(data, keep)
+    out = bytearray(b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WEBP" + body)
+    vp8x = out.find(b"VP8X", 12, 20)
+    if vp8x == 12:  # the extended header, when present, is the first chunk
+        out[20] &= ~(_VP8X_EXIF | _VP8X_XMP) & 0xFF
+    return bytes(out)
+
+
+def _join(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
+    """*data* cut to *ranges*; *data* itself when they cover it whole."""
+    merged: list[list[int]] = []
+    for start, end in ranges:
+        if merged and merged[-1][1] == start:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    if len(merged) == 1 and merged[0] == [0, len(data)]:
+        return data
+    view = memoryview(data)
+    return b"".join(view[start:end] for start, end in merged)
+

@@ -1,9 +1,19 @@
-"""Fit decoded images to one provider's :class:`MediaLimits` before they leave.
+"""Fit input images to one provider's :class:`MediaLimits` before they leave.
 
 Providers that take PIL images in process (``limits.formats`` empty) get the
-decoded image untouched. Others get bytes in an accepted format, downscaled to
-the long-edge and pixel caps, and re-encoded (lower JPEG quality, then smaller
-sizes) until they fit the byte cap, counted the way that API counts it.
+decoded, upright image, downscaled to the long-edge and pixel caps. Others get
+bytes in an accepted format:
+
+* the original bytes, never decoded, when the format is accepted, the size is
+  within the caps, the bytes fit and the image is upright; with metadata
+  (EXIF, GPS, XMP, IPTC, comments, text chunks) cut out of the byte stream
+  unless ``mmsdk.configure(keep_image_metadata=True)``;
+* otherwise the decoded image, rotated upright, downscaled to the caps and
+  re-encoded (lower JPEG quality, then smaller sizes) until it fits the byte
+  cap, counted the way that API counts it. Re-encoding keeps the ICC profile
+  and writes no other metadata unless asked to keep it.
+
+``result.sent`` reports what was actually sent.
 """
 
 from __future__ import annotations
@@ -12,34 +22,49 @@ import base64
 import io
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
 from ._errors import CapabilityError, InvalidInputError
 from ._media import LoadedImage
+from ._settings import get_settings
 from ._types import MediaLimits, SentImage
 
 __all__ = ["PreparedImage", "prepare", "prepare_all"]
 
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 _PIL_NAME = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "gif": "GIF"}
+_WIRE = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}
 
 
-@dataclass(frozen=True)
 class PreparedImage:
     """One image as a provider receives it.
 
     Attributes:
-        image: the (possibly resized) image; local providers use this.
         data: encoded bytes, or ``None`` for in-process providers.
         format: ``"png"``, ``"jpeg"``, ... or ``None`` for in-process providers.
         sent: what was sent, reported in ``result.sent``.
     """
 
-    image: Image.Image
-    data: bytes | None
-    format: str | None
-    sent: SentImage
+    __slots__ = ("_source", "data", "format", "sent")
+
+    def __init__(self, image: Image.Image | LoadedImage, data: bytes | None,
+                 format: str | None, sent: SentImage) -> None:
+        self._source = image
+        self.data = data
+        self.format = format
+        self.sent = sent
+
+    def __repr__(self) -> str:
+        size = f"{len(self.data)} bytes" if self.data is not None else "in process"
+        return f"PreparedImage({self.sent.source!r}, format={self.format!r}, {size})"
+
+    @property
+    def image(self) -> Image.Image:
+        """The image as sent, decoded and upright (decoded now if it was sent undecoded)."""
+        source = self._source
+        return source.image if isinstance(source, LoadedImage) else source
 
     @property
     def mime_type(self) -> str:
@@ -59,7 +84,8 @@ class PreparedImage:
         return buffer.getvalue()
 
 
-def prepare_all(images: list[LoadedImage], limits: MediaLimits, *, provider: str) -> list[PreparedImage]:
+def prepare_all(images: list[LoadedImage], limits: MediaLimits, *, provider: str,
+                keep_metadata: bool | None = None) -> list[PreparedImage]:
     """Prepare every image, enforcing ``limits.max_images``."""
     if limits.max_images is not None and len(images) > limits.max_images:
         raise CapabilityError(
@@ -67,39 +93,61 @@ def prepare_all(images: list[LoadedImage], limits: MediaLimits, *, provider: str
             f"{len(images)}; send fewer or pick a provider that takes more.",
             provider=provider,
         )
-    return [prepare(image, limits) for image in images]
+    if keep_metadata is None:
+        keep_metadata = get_settings().keep_image_metadata
+    return [prepare(image, limits, keep_metadata=keep_metadata) for image in images]
 
 
-def prepare(loaded: LoadedImage, limits: MediaLimits) -> PreparedImage:
-    """Return *loaded* converted to fit *limits*."""
-    image = loaded.image
-    scale = _scale_for(image.width, image.height, limits)
+def prepare(loaded: LoadedImage, limits: MediaLimits, *,
+            keep_metadata: bool | None = None) -> PreparedImage:
+    """Return *loaded* converted to fit *limits*.
+
+    Args:
+        loaded: the checked input.
+        limits: the provider's limits.
+        keep_metadata: send EXIF/XMP/comments along (default: the
+            ``keep_image_metadata`` setting).
+    """
+    if keep_metadata is None:
+        keep_metadata = get_settings().keep_image_metadata
+    scale = _scale_for(loaded.width, loaded.height, limits)
     resized = scale < 1.0
-    if resized:
-        image = _resize(image, scale)
     if not limits.formats:
-        return PreparedImage(image, None, None, _sent(loaded, image, None, None, resized))
+        image = _resize(loaded.image, scale) if resized else loaded.image
+        return PreparedImage(image, None, None, _sent(loaded, image.size, None, None, resized))
 
+    original = None if resized else _original(loaded, limits, keep_metadata)
+    if original is not None:
+        fmt, data = original
+        return PreparedImage(loaded, data, fmt, _sent(loaded, loaded.size, fmt, len(data), False))
+
+    image = _resize(loaded.image, scale) if resized else loaded.image
     fmt = _pick_format(loaded, image, limits)
-    original_ok = (
-        not resized
-        and loaded.data is not None
-        and (loaded.format or "").lower() == fmt
-        and _fits(len(loaded.data), limits)
-    )
-    if original_ok:
-        assert loaded.data is not None
-        return PreparedImage(image, loaded.data, fmt,
-                             _sent(loaded, image, fmt, len(loaded.data), resized))
-    data, image, fmt, shrunk = _encode_to_fit(image, fmt, limits, loaded.source)
-    return PreparedImage(image, data, fmt, _sent(loaded, image, fmt, len(data), resized or shrunk))
+    extras = _carried(image, keep_metadata)
+    data, image, fmt, shrunk = _encode_to_fit(image, fmt, limits, loaded.source, extras)
+    return PreparedImage(image, data, fmt,
+                         _sent(loaded, image.size, fmt, len(data), resized or shrunk))
 
 
-def _sent(loaded: LoadedImage, image: Image.Image, fmt: str | None, size: int | None,
+def _original(loaded: LoadedImage, limits: MediaLimits,
+              keep_metadata: bool) -> tuple[str, bytes] | None:
+    """The bytes to send without decoding, when the input's own encoding will do."""
+    if loaded.data is None or loaded.orientation != 1:
+        return None  # a rotated image must be sent upright: decode, rotate, re-encode
+    fmt = _WIRE.get(loaded.format or "")
+    if fmt is None or fmt == "gif" or fmt not in limits.formats:
+        return None
+    data = loaded.data if keep_metadata else loaded.stripped()
+    if data is None or not _fits(len(data), limits):
+        return None
+    return fmt, data
+
+
+def _sent(loaded: LoadedImage, size: tuple[int, int], fmt: str | None, count: int | None,
           resized: bool) -> SentImage:
     # Built from values mmsdk computed itself: no validation needed on this per-image path.
-    return SentImage.model_construct(source=loaded.source, format=fmt, width=image.width,
-                                     height=image.height, bytes=size, resized=resized)
+    return SentImage.model_construct(source=loaded.source, format=fmt, width=size[0],
+                                     height=size[1], bytes=count, resized=resized)
 
 
 def _scale_for(width: int, height: int, limits: MediaLimits) -> float:
@@ -117,7 +165,7 @@ def _resize(image: Image.Image, scale: float) -> Image.Image:
 
 
 def _pick_format(loaded: LoadedImage, image: Image.Image, limits: MediaLimits) -> str:
-    original = (loaded.format or "").lower()
+    original = _WIRE.get(loaded.format or "", "")
     if original in limits.formats and original != "gif":
         return original
     if "png" in limits.formats and ("A" in image.getbands() or "jpeg" not in limits.formats):
@@ -133,20 +181,67 @@ def _fits(size: int, limits: MediaLimits) -> bool:
     return limits.max_bytes is None or _counted(size, limits) <= limits.max_bytes
 
 
-def _encode(image: Image.Image, fmt: str, quality: int) -> bytes:
+@dataclass(frozen=True)
+class _Extras:
+    """What a re-encode carries over: the ICC profile, and metadata only if asked."""
+
+    mode: str
+    icc: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+    comment: bytes | None = None
+
+
+def _carried(image: Image.Image, keep_metadata: bool) -> _Extras:
+    info = image.info
+    icc = info.get("icc_profile") or None
+    if not keep_metadata:
+        return _Extras(image.mode, icc)
+    exif = None
+    if info.get("exif"):
+        tags = Image.Exif()
+        try:
+            tags.load(info["exif"])
+            tags.pop(0x0112, None)  # the pixels are upright now
+            exif = tags.tobytes()
+        except Exception:  # unreadable EXIF that only a kept copy would need: drop it
+            exif = None
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp")
+    comment = info.get("comment")
+    return _Extras(image.mode, icc, exif,
+                   xmp.encode() if isinstance(xmp, str) else xmp,
+                   comment.encode() if isinstance(comment, str) else comment)
+
+
+_FAMILY = {"1": "grey", "L": "grey", "LA": "grey", "I": "grey", "I;16": "grey", "F": "grey",
+           "P": "rgb", "PA": "rgb", "RGB": "rgb", "RGBA": "rgb", "RGBX": "rgb",
+           "CMYK": "cmyk", "YCbCr": "ycc", "LAB": "lab", "HSV": "hsv"}
+
+
+def _encode(image: Image.Image, fmt: str, quality: int, extras: _Extras) -> bytes:
     buffer = io.BytesIO()
     if fmt == "jpeg" and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     elif fmt in ("png", "webp") and image.mode not in ("RGB", "RGBA", "L", "LA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    options = {"quality": quality} if fmt in ("jpeg", "webp") else {"optimize": True}
+    options: dict[str, Any] = {"quality": quality} if fmt in ("jpeg", "webp") \
+        else {"optimize": True}
+    # A profile describes the colour space it was made for: drop it if converting left it.
+    same_space = _FAMILY.get(image.mode, image.mode) == _FAMILY.get(extras.mode, extras.mode)
+    options["icc_profile"] = extras.icc if same_space else None
+    if fmt == "jpeg":
+        options["comment"] = extras.comment or b""  # PIL copies image.info's comment otherwise
+    if extras.exif:
+        options["exif"] = extras.exif
+    if extras.xmp and fmt in ("jpeg", "webp"):
+        options["xmp"] = extras.xmp
     image.save(buffer, format=_PIL_NAME[fmt], **options)
     return buffer.getvalue()
 
 
-def _encode_to_fit(image: Image.Image, fmt: str, limits: MediaLimits,
-                   source: str) -> tuple[bytes, Image.Image, str, bool]:
-    data = _encode(image, fmt, 90)
+def _encode_to_fit(image: Image.Image, fmt: str, limits: MediaLimits, source: str,
+                   extras: _Extras) -> tuple[bytes, Image.Image, str, bool]:
+    data = _encode(image, fmt, 90, extras)
     if _fits(len(data), limits):
         return data, image, fmt, False
     lossy = fmt if fmt in ("jpeg", "webp") else next(
@@ -154,7 +249,7 @@ def _encode_to_fit(image: Image.Image, fmt: str, limits: MediaLimits,
     current = image
     for _ in range(12):
         for quality in (85, 70, 55):
-            data = _encode(current, lossy, quality)
+            data = _encode(current, lossy, quality, extras)
             if _fits(len(data), limits):
                 return data, current, lossy, current is not image
         current = _resize(current, 0.75)

@@ -12,9 +12,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ._errors import CancelledError, InvalidInputError, ProviderTimeoutError
 from ._prepare import PreparedImage
@@ -30,6 +38,8 @@ __all__ = [
 ]
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+# A str and nothing else: lax mode would turn b"..." into text silently.
+Text = Annotated[str, Strict()]
 
 
 class Request(BaseModel):
@@ -103,23 +113,23 @@ class Request(BaseModel):
 class GenerateRequest(Request):
     """Text to image. ``None`` keeps the checkpoint's or API's own default."""
 
-    prompt: str = Field(min_length=1)
-    negative_prompt: str | None = None
+    prompt: Text = Field(min_length=1)
+    negative_prompt: Text | None = None
     width: int | None = Field(default=None, gt=0, le=16384)
     height: int | None = Field(default=None, gt=0, le=16384)
     steps: int | None = Field(default=None, gt=0, le=1000)
-    guidance: float | None = Field(default=None, ge=0)
+    guidance: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     seed: int | None = Field(default=None, ge=0)
     n: int = Field(default=1, ge=1, le=16)
-    scheduler: str | None = None
+    scheduler: Text | None = None
     image: PreparedImage | None = None
-    strength: float | None = Field(default=None, gt=0, le=1)
+    strength: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     mask: PreparedImage | None = None
     control_image: PreparedImage | None = None
-    control_type: str | None = None
-    control_scale: float | None = Field(default=None, ge=0)
+    control_type: Text | None = None
+    control_scale: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     reference_image: PreparedImage | None = None
-    reference_scale: float | None = Field(default=None, ge=0)
+    reference_scale: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     first_class: ClassVar[dict[str, str]] = {name: name for name in (
         "negative_prompt", "width", "height", "steps", "guidance", "seed", "scheduler", "image",
@@ -157,16 +167,16 @@ class GenerateRequest(Request):
 class UnderstandRequest(Request):
     """Images or video plus text, to text."""
 
-    prompt: str = Field(min_length=1)
+    prompt: Text = Field(min_length=1)
     images: list[PreparedImage] = Field(default_factory=list)
     video: VideoInput | None = None
     frames: int | None = Field(default=None, ge=1, le=256)
-    system: str | None = None
+    system: Text | None = None
     max_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
     response_schema: type[BaseModel] | None = None
     stream: bool = False
-    detail: str | None = Field(default=None, pattern="^(low|high|auto)$")
+    detail: Text | None = Field(default=None, pattern="^(low|high|auto)$")
 
     first_class: ClassVar[dict[str, str]] = {
         "video": "video", "system": "system", "max_tokens": "max_tokens",
@@ -178,11 +188,18 @@ class ClassifyRequest(Request):
     """Images plus candidate labels, to scores (one result per image)."""
 
     images: list[PreparedImage] = Field(default_factory=list)
-    labels: list[str] = Field(min_length=1)
+    labels: list[Text] = Field(min_length=1)
     multi_label: bool = False
-    template: str | None = None
+    template: Text | None = None
 
     first_class: ClassVar[dict[str, str]] = {"multi_label": "multi_label", "template": "template"}
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_list(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ValueError(f"labels must be a list of strings, got {type(value).__name__}")
 
     @model_validator(mode="after")
     def _check(self) -> ClassifyRequest:
@@ -204,7 +221,19 @@ class EmbedRequest(Request):
     """Images and/or texts, to unit vectors in one space."""
 
     images: list[PreparedImage] = Field(default_factory=list)
-    texts: list[str] = Field(default_factory=list)
+    texts: list[Text] = Field(default_factory=list)
+
+    @field_validator("texts", mode="before")
+    @classmethod
+    def _text_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ValueError(f"texts must be a string or a list of strings, got "
+                         f"{type(value).__name__}")
 
 
 def validate_request(cls: type[Request], **values: Any) -> Any:
@@ -213,8 +242,19 @@ def validate_request(cls: type[Request], **values: Any) -> Any:
         return cls.model_validate(values)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {_explain(err)}"
             for err in exc.errors(include_url=False)
         )
         raise InvalidInputError(f"Invalid {cls.__name__.removesuffix('Request').lower()} "
                                 f"arguments: {problems}.") from None
+
+
+def _explain(error: Any) -> str:
+    """One pydantic error as a sentence that says what was wrong with the value."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    kind, given = error["type"], error.get("input")
+    if kind.endswith("_type"):
+        message += f", got {type(given).__name__}"
+    elif kind == "finite_number":
+        message += f", got {given!r}"
+    return message

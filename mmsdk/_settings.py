@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -17,6 +19,9 @@ def _env_flag(name: str) -> bool:
 class Settings:
     """Limits and defaults. Change them with :func:`mmsdk.configure`.
 
+    Every value is checked when set: a wrong type or an impossible value (a
+    negative cap, a NaN timeout) is an :class:`InvalidInputError`.
+
     Attributes:
         max_input_bytes: largest encoded image or fetched URL accepted.
         max_input_pixels: largest decoded image accepted (decompression-bomb guard).
@@ -27,7 +32,12 @@ class Settings:
         url_allow_hosts: host names allowed even when they resolve to private
             addresses (an internal CDN, say).
         url_connect_timeout / url_read_timeout: seconds, for URL inputs.
+        url_total_timeout: seconds one URL input may take in all (connecting,
+            redirects and the whole body), however steadily it trickles in.
         url_max_redirects: redirects followed for URL inputs.
+        keep_image_metadata: send images with their EXIF (GPS included), XMP,
+            IPTC and comments. Off by default: metadata is stripped, losslessly
+            where the format allows, before an image leaves the process.
         default_providers: the route used when ``provider=None``, per capability.
             Also set by ``MMSDK_DEFAULT_PROVIDER`` (comma-separated, all capabilities).
     """
@@ -39,8 +49,68 @@ class Settings:
     url_allow_hosts: tuple[str, ...] = ()
     url_connect_timeout: float = 5.0
     url_read_timeout: float = 20.0
+    url_total_timeout: float = 30.0
     url_max_redirects: int = 5
+    keep_image_metadata: bool = False
     default_providers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, hint in _hints().items():
+            checked = _check(name, hint, getattr(self, name))
+            if checked is not getattr(self, name):
+                object.__setattr__(self, name, checked)
+
+
+_MINIMUM = {"url_max_redirects": 0}  # every other number must be above zero
+_hint_cache: dict[str, Any] = {}
+
+
+def _hints() -> dict[str, Any]:
+    if not _hint_cache:
+        resolved = typing.get_type_hints(Settings)
+        _hint_cache.update({f.name: resolved[f.name] for f in fields(Settings)})
+    return _hint_cache
+
+
+def _invalid(message: str) -> Exception:
+    from ._errors import InvalidInputError
+
+    return InvalidInputError(message)
+
+
+def _strings(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or \
+            not all(isinstance(item, str) for item in value):
+        raise _invalid(f"Setting {name} must be a list of strings, got {value!r}.")
+    return tuple(value)
+
+
+def _check(name: str, hint: Any, value: Any) -> Any:
+    """*value* if it fits *hint* (lists become tuples), else an ``InvalidInputError``."""
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _invalid(f"Setting {name} must be True or False, got {value!r}.")
+        return value
+    if hint in (int, float):
+        kind = "an integer" if hint is int else "a number"
+        ok = isinstance(value, int) if hint is int else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            raise _invalid(f"Setting {name} must be {kind}, got {type(value).__name__} "
+                           f"{value!r}.")
+        lowest = _MINIMUM.get(name)
+        if not math.isfinite(value) or (value < lowest if lowest is not None else value <= 0):
+            bound = f"at least {lowest}" if lowest is not None else "above zero"
+            raise _invalid(f"Setting {name} must be a finite number {bound}, got {value!r}.")
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple and args[1:] == (Ellipsis,) and args[0] is str:
+        return _strings(name, value)
+    if origin is dict and args and args[0] is str:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise _invalid(f"Setting {name} must be a dict with string keys, got {value!r}.")
+        return {key: _strings(f"{name}[{key!r}]", [item] if isinstance(item, str) else item)
+                for key, item in value.items()}
+    return value  # a type this check does not know: taken as given
 
 
 _settings = Settings()
@@ -54,6 +124,10 @@ def get_settings() -> Settings:
 def configure(**changes: Any) -> Settings:
     """Change settings for this process and return the new ones.
 
+    Raises:
+        InvalidInputError: an unknown setting name, or a value of the wrong
+            type or out of range; nothing is changed then.
+
     Example:
         >>> import mmsdk
         >>> _ = mmsdk.configure(max_input_pixels=40_000_000)
@@ -62,10 +136,6 @@ def configure(**changes: Any) -> Settings:
     known = {f.name for f in fields(Settings)}
     unknown = set(changes) - known
     if unknown:
-        from ._errors import InvalidInputError
-
-        raise InvalidInputError(
-            f"Unknown setting(s) {sorted(unknown)}; known settings: {sorted(known)}."
-        )
+        raise _invalid(f"Unknown setting(s) {sorted(unknown)}; known settings: {sorted(known)}.")
     _settings = replace(_settings, **changes)
     return _settings

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import mimetypes
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._errors import InvalidInputError, ProviderUnavailableError
-from ._media import LoadedImage
+from ._media import LoadedImage, check_regular_file, read_capped
 from ._settings import Settings
 
 __all__ = ["VideoInput", "load_video", "sample_frames"]
@@ -20,24 +20,39 @@ __all__ = ["VideoInput", "load_video", "sample_frames"]
 
 @dataclass(frozen=True)
 class VideoInput:
-    """A checked video file. Providers with native video read ``path``."""
+    """A checked video file. Providers with native video read ``path`` or :meth:`read_bytes`.
+
+    Attributes:
+        path: the file (a regular file when checked).
+        mime_type: ``video/...`` from the file name.
+        size: bytes, when checked.
+        max_bytes: the byte cap in force when checked; :meth:`read_bytes` enforces it.
+    """
 
     path: Path
     mime_type: str
     size: int
+    max_bytes: int | None = field(default=None, repr=False)
 
     def read_bytes(self) -> bytes:
-        return self.path.read_bytes()
+        """The file's bytes, read only if it is still a regular file and under the cap."""
+        cap = self.max_bytes if self.max_bytes is not None else max(self.size, 1)
+        return read_capped(self.path, cap, f"video ({self.path})",
+                           hint="raise mmsdk.configure(max_video_bytes=...)")
 
 
 def load_video(source: Any, settings: Settings) -> VideoInput:
-    """Check that *source* is a readable video path under the size cap."""
+    """Check that *source* is a regular video file under the size cap, without reading it.
+
+    A FIFO, device, socket or directory is refused without being opened.
+    """
     if not isinstance(source, (str, os.PathLike)):
         raise InvalidInputError(f"video: expected a file path, got {type(source).__name__}.")
-    path = Path(source)
-    if not path.is_file():
-        raise InvalidInputError(f"video ({path}): no such file.")
-    size = path.stat().st_size
+    text = os.fsdecode(source)
+    if "\x00" in text:
+        raise InvalidInputError("video: the path contains a NUL byte.")
+    path = Path(text)
+    size = check_regular_file(path, f"video ({path})").st_size
     if size == 0:
         raise InvalidInputError(f"video ({path}): is empty.")
     if size > settings.max_video_bytes:
@@ -48,7 +63,7 @@ def load_video(source: Any, settings: Settings) -> VideoInput:
     mime = mimetypes.guess_type(path.name)[0] or "video/mp4"
     if not mime.startswith("video/"):
         raise InvalidInputError(f"video ({path}): {mime} is not a video type.")
-    return VideoInput(path=path, mime_type=mime, size=size)
+    return VideoInput(path=path, mime_type=mime, size=size, max_bytes=settings.max_video_bytes)
 
 
 def sample_frames(video: VideoInput, count: int) -> list[LoadedImage]:
