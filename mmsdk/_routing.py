@@ -337,11 +337,11 @@ async def bounded(awaitable: Any, seconds: float | None) -> Any:
 
 
 async def _acall(model: Any, capability: Any, step: _Call) -> Any:
-    request = step.request
+    request = step.request  # bounded by the attempt's deadline, set when it started
     if step.streaming:
         iterator = astream(model, request).__aiter__()
-        return (await bounded(iterator.__anext__(), request.timeout), iterator)
-    return await bounded(acall(model, capability, request), request.timeout)
+        return (await bounded(iterator.__anext__(), request.time_left()), iterator)
+    return await bounded(acall(model, capability, request), request.time_left())
 
 
 async def _adrive(steps: Steps, run: _Run) -> Any:
