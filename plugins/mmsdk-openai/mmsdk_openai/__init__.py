@@ -13,8 +13,14 @@ Providers:
   classify (a JSON answer whose labels are an enum; scores from logprobs where
   the API returns them, else chosen labels 1.0 and the others 0.0;
   ``multi_label=True``; ``options={"logprobs": False}`` turns logprobs off).
-  Retired models (``dall-e-2``, ``dall-e-3``, ``gpt-image-1``) fail before any
-  request, naming the successor.
+  Reasoning models (o-series, ``gpt-5.x``, ``gpt-6``) take no ``temperature``
+  (a ``CapabilityError`` before any request) and classify by the rule.
+  Model lifecycles follow the shutdown dates in the installed SDK's docstrings
+  (``LIFECYCLE``): from its shutdown date a name (``dall-e-3``,
+  ``gpt-image-1``, ``gpt-5`` from 2026-12-11, ``gpt-4.1`` and ``gpt-4o`` from
+  2027-01-14, ...) fails before any request, naming the successor; before it,
+  calls carry a note in ``result.warnings``, and a ``ModelDeprecationWarning``
+  within 30 days of it. The date is ``mmsdk.plugin.today()``.
 - ``NAME:MODEL`` for every OpenAI-compatible server you register (vLLM, TGI,
   Ollama, LM Studio): understand and classify, so VLM traffic can move to a
   serving engine you already run.
@@ -26,9 +32,10 @@ Configuration (nothing here overrides what the SDK's own variables set):
   ``mmsdk_openai.configure(api_key=..., base_url=...)``. Without a key the
   ``openai`` provider is unavailable (fix: ``export OPENAI_API_KEY=...``) and
   no request is made.
-- What bare ``"openai"`` means: ``gpt-image-2`` (generate) and ``gpt-4.1``
-  (understand, classify); override with ``MMSDK_OPENAI_GENERATE_MODEL``,
-  ``MMSDK_OPENAI_UNDERSTAND_MODEL``, ``MMSDK_OPENAI_CLASSIFY_MODEL`` or
+- What bare ``"openai"`` means: ``gpt-image-2`` (generate) and ``gpt-5.5``
+  (understand, classify), current models with no announced shutdown; override
+  with ``MMSDK_OPENAI_GENERATE_MODEL``, ``MMSDK_OPENAI_UNDERSTAND_MODEL``,
+  ``MMSDK_OPENAI_CLASSIFY_MODEL`` or
   ``configure(generate_model=..., understand_model=..., classify_model=...)``.
 - OpenAI-compatible endpoints, in code::
 
@@ -58,11 +65,18 @@ from collections.abc import Callable
 
 from mmsdk.plugin import ProviderSpec, hookimpl
 
-from ._config import DEFAULT_MODELS, RETIRED, OpenAISettings, configure
+from ._config import (
+    DEFAULT_MODELS,
+    LIFECYCLE,
+    LIFECYCLE_CHECKED,
+    RETIRED,
+    OpenAISettings,
+    configure,
+)
 from ._endpoints import Endpoint, add_endpoint, register_all, remove_endpoint
 
-__all__ = ["DEFAULT_MODELS", "RETIRED", "Endpoint", "OpenAISettings", "add_endpoint",
-           "configure", "register_providers", "remove_endpoint"]
+__all__ = ["DEFAULT_MODELS", "LIFECYCLE", "LIFECYCLE_CHECKED", "RETIRED", "Endpoint",
+           "OpenAISettings", "add_endpoint", "configure", "register_providers", "remove_endpoint"]
 
 
 @hookimpl

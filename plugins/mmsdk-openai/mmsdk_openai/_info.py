@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from mmsdk.plugin import Capability, MediaLimits, ModelInfo
@@ -15,6 +16,7 @@ __all__ = [
     "OPENAI_CHAT_LIMITS",
     "compatible_info",
     "describe_openai",
+    "is_reasoning",
 ]
 
 MB = 1024 * 1024
@@ -32,6 +34,19 @@ COMPATIBLE_LIMITS = MediaLimits(formats=("png", "jpeg"), max_long_edge=2048, max
 
 CHAT_SUPPORTS = frozenset({"system", "max_tokens", "temperature", "schema", "stream", "detail",
                            "multi_label"})
+# Reasoning families (o-series, gpt-5.x, gpt-6) answer 400 to a temperature other
+# than the default on Chat Completions (some accept one with reasoning_effort
+# "none", not all): never send one. A call that sets temperature= gets a
+# CapabilityError (or, with Policy(lenient=True), a warning) before any request.
+# They return no logprobs either: classify scores them by the documented rule.
+REASONING_SUPPORTS = CHAT_SUPPORTS - {"temperature"}
+_REASONING = re.compile(r"^(o\d|gpt-5|gpt-6)")
+
+
+def is_reasoning(model: str) -> bool:
+    """Whether *model* is an OpenAI reasoning model (no temperature, no logprobs)."""
+    return _REASONING.match(model) is not None
+
 # seed -> the API's seed field; logprobs/top_logprobs steer classification scores.
 CHAT_OPTIONS = frozenset({"seed", "top_p", "stop", "reasoning_effort", "safety_identifier",
                           "logprobs", "top_logprobs"})
@@ -49,7 +64,8 @@ def describe_openai(model: str) -> ModelInfo:
                          options=IMAGE_OPTIONS, limits=IMAGE_EDIT_LIMITS,
                          max_n=MAX_IMAGES_PER_CALL, local=False, cost_hint=4.0, speed_hint=8.0)
     return ModelInfo(capabilities=frozenset({Capability.UNDERSTAND, Capability.CLASSIFY}),
-                     supports=CHAT_SUPPORTS, options=CHAT_OPTIONS, limits=OPENAI_CHAT_LIMITS,
+                     supports=REASONING_SUPPORTS if is_reasoning(model) else CHAT_SUPPORTS,
+                     options=CHAT_OPTIONS, limits=OPENAI_CHAT_LIMITS,
                      local=False, cost_hint=2.0, speed_hint=2.0)
 
 

@@ -7,9 +7,8 @@ Every SDK call runs inside :func:`boundary`, the plugin's one error boundary.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import openai
 
@@ -35,18 +34,19 @@ from mmsdk.plugin import (
 from ._chat import ChatParams, StreamState, answer_from, chat_params, understand_params
 from ._classify import label_logprobs
 from ._clients import ClientPool
+from ._config import lifecycle
 from ._errors import boundary
 from ._images import edit_files, image_params, result_from
+from ._info import is_reasoning
 
 __all__ = ["ChatModel", "ImageModel", "reads_logprobs"]
 
-# Reasoning families reject logprobs on Chat Completions; classify uses the rule there.
-_REASONING = re.compile(r"^(o\d|gpt-5|gpt-6)")
-
-
 def reads_logprobs(model: str) -> bool:
-    """Whether classification asks *model* for logprobs by default."""
-    return _REASONING.match(model) is None
+    """Whether classification asks *model* for logprobs by default.
+
+    Reasoning families reject logprobs on Chat Completions; classify uses the rule there.
+    """
+    return not is_reasoning(model)
 
 
 class _PoolModel(Model):
@@ -62,6 +62,20 @@ class _PoolModel(Model):
 
     def close(self) -> None:
         self.pool.close()
+
+    def lifecycle_notes(self) -> list[str]:
+        """At the start of each call, before any request: fails if the model is retired by
+        now, else the deprecation notes for ``result.warnings`` (warns once when its
+        shutdown is near). OpenAI's lifecycle only: compatible servers have their own."""
+        return [] if self.compatible else lifecycle.on_call(self.name)
+
+
+_R = TypeVar("_R", GenerateResult, UnderstandResult, ClassifyResult)
+
+
+def _noted(result: _R, notes: list[str]) -> _R:
+    result.warnings.extend(notes)
+    return result
 
 
 def _sender(body: ChatParams, timeout: float | None) -> Callable[[openai.OpenAI], Any]:
@@ -87,6 +101,7 @@ class ImageModel(_PoolModel, Generate):
     """A GPT image model: ``images.generate``, or ``images.edit`` when an image is given."""
 
     def generate(self, request: GenerateRequest) -> GenerateResult:
+        notes = self.lifecycle_notes()
         params = _with_timeout(image_params(self.name, request), request.timeout)
         with boundary(self.provider):
             if request.image is not None:
@@ -94,9 +109,10 @@ class ImageModel(_PoolModel, Generate):
                 response = self.pool.call(lambda client: client.images.edit(**params))
             else:
                 response = self.pool.call(lambda client: client.images.generate(**params))
-            return result_from(response, self.provider)
+            return _noted(result_from(response, self.provider), notes)
 
     async def agenerate(self, request: GenerateRequest) -> GenerateResult:
+        notes = self.lifecycle_notes()
         params = _with_timeout(image_params(self.name, request), request.timeout)
         with boundary(self.provider):
             if request.image is not None:
@@ -105,7 +121,7 @@ class ImageModel(_PoolModel, Generate):
             else:
                 response = await self.pool.acall(
                     lambda client: client.images.generate(**params))
-            return result_from(response, self.provider)
+            return _noted(result_from(response, self.provider), notes)
 
 
 class ChatModel(_PoolModel, Understand, Classify):
@@ -126,18 +142,21 @@ class ChatModel(_PoolModel, Understand, Classify):
         return params
 
     def understand(self, request: UnderstandRequest) -> UnderstandResult:
+        notes = self.lifecycle_notes()
         send = _sender(self._params(request), request.timeout)
         with boundary(self.provider):
             response = self.pool.call(send)
-            return answer_from(response, self.provider, len(request.images))[0]
+            return _noted(answer_from(response, self.provider, len(request.images))[0], notes)
 
     async def aunderstand(self, request: UnderstandRequest) -> UnderstandResult:
+        notes = self.lifecycle_notes()
         send = _asender(self._params(request), request.timeout)
         with boundary(self.provider):
             response = await self.pool.acall(send)
-            return answer_from(response, self.provider, len(request.images))[0]
+            return _noted(answer_from(response, self.provider, len(request.images))[0], notes)
 
     def understand_stream(self, request: UnderstandRequest) -> Iterator[StreamEvent]:
+        notes = self.lifecycle_notes()
         send = _sender(self._params(request, stream=True), request.timeout)
         state = StreamState(self.provider, len(request.images))
         with boundary(self.provider):
@@ -149,10 +168,11 @@ class ChatModel(_PoolModel, Understand, Classify):
                         yield text
             finally:
                 stream.close()
-            final = state.result()
+            final = _noted(state.result(), notes)
         yield final
 
     async def aunderstand_stream(self, request: UnderstandRequest) -> AsyncIterator[StreamEvent]:
+        notes = self.lifecycle_notes()
         send = _asender(self._params(request, stream=True), request.timeout)
         state = StreamState(self.provider, len(request.images))
         with boundary(self.provider):
@@ -164,7 +184,7 @@ class ChatModel(_PoolModel, Understand, Classify):
                         yield text
             finally:
                 await stream.close()
-            final = state.result()
+            final = _noted(state.result(), notes)
         yield final
 
     # -- classify --------------------------------------------------------------
@@ -182,26 +202,31 @@ class ChatModel(_PoolModel, Understand, Classify):
             params["top_logprobs"] = options.get("top_logprobs", min(20, 2 * len(labels) + 5))
         return params
 
-    def _scored(self, response: Any, request: ClassifyRequest) -> ClassifyResult:
+    def _scored(self, response: Any, request: ClassifyRequest,
+                notes: list[str]) -> ClassifyResult:
         answer, logprobs = answer_from(response, self.provider, 1)
         tokens = getattr(logprobs, "content", None) if logprobs is not None else None
         from_logprobs = label_logprobs(tokens, answer.text, request.labels, request.multi_label)
         scores = scores_from_answer(answer.text, request.labels, request.multi_label,
                                     from_logprobs)
-        return ClassifyResult(scores=scores, model=answer.model, usage=answer.usage)
+        return ClassifyResult(scores=scores, model=answer.model, usage=answer.usage,
+                              warnings=list(notes))
 
     def classify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        notes = self.lifecycle_notes()
         results = []
         with boundary(self.provider):
             for image in request.images:
                 send = _sender(self._classify_params(image, request), request.timeout)
-                results.append(self._scored(self.pool.call(send), request))
+                results.append(self._scored(self.pool.call(send), request, notes))
         return results
 
     async def aclassify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        notes = self.lifecycle_notes()
+
         async def one(image: PreparedImage) -> ClassifyResult:
             send = _asender(self._classify_params(image, request), request.timeout)
-            return self._scored(await self.pool.acall(send), request)
+            return self._scored(await self.pool.acall(send), request, notes)
 
         with boundary(self.provider):
             return list(await asyncio.gather(*(one(image) for image in request.images)))

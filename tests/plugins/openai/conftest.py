@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import email
 import email.policy
 import io
@@ -19,11 +20,21 @@ from PIL import Image
 
 import mmsdk
 from mmsdk._registry import PluginWarning
+from mmsdk.testing import pinned_today
 
 KEY = "sk-proj-PLANTEDsecret0123456789abcdef"
+# A non-reasoning model (temperature, logprobs) for the wire tests; it shuts down
+# 2027-01-14, 44 days after the pinned date: its calls carry a deprecation note.
 MODEL = "gpt-4.1"
 PROVIDER = f"openai:{MODEL}"
 IMAGE_MODEL = "gpt-image-2"
+
+
+@pytest.fixture(autouse=True)
+def _pinned_today() -> Iterator[dt.date]:
+    """Today is the day the plugin's LIFECYCLE table was last checked (overrides the root's)."""
+    with pinned_today(_config.LIFECYCLE_CHECKED) as day:
+        yield day
 
 
 @pytest.fixture(autouse=True)

@@ -74,7 +74,10 @@ async def test_async_classify(api: LoopbackServer, wire) -> None:
     api.default = Reply(body=wire.chat('{"label":"cat"}'))
     results = await mmsdk.aclassify([wire.png(), wire.png()], LABELS, provider="openai")
     assert [r.top for r in results] == [("cat", 1.0), ("cat", 1.0)]
-    assert {wire.body(r)["model"] for r in api.received} == {"gpt-4.1"}
+    # the default is a reasoning model: no logprobs asked for, scored by the rule
+    assert [(wire.body(r)["model"], "logprobs" in wire.body(r)) for r in api.received] == \
+        [("gpt-5.5", False)] * 2
+    assert all(r.warnings == [] for r in results)  # no announced shutdown
 
 
 def test_label_split_across_tokens_with_the_quote_attached() -> None:

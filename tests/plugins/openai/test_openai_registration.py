@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import inspect
+import re
 import subprocess
 import sys
 import typing
@@ -11,8 +13,11 @@ import typing
 import mmsdk_openai
 import pytest
 from loopback import LoopbackServer, Reply
+from mmsdk_openai import LIFECYCLE, LIFECYCLE_CHECKED
+from mmsdk_openai._config import is_image_model
 
 import mmsdk
+import mmsdk.plugin
 from mmsdk._registry import describe_all, get_registry
 
 
@@ -32,11 +37,54 @@ def test_default_models_are_current_names_in_the_installed_sdk() -> None:
     assert mmsdk_openai.DEFAULT_MODELS[mmsdk.Capability.GENERATE] in typing.get_args(ImageModel)
     for capability in (mmsdk.Capability.UNDERSTAND, mmsdk.Capability.CLASSIFY):
         assert mmsdk_openai.DEFAULT_MODELS[capability] in typing.get_args(ChatModel)
-    # the retired names are the ones the SDK documents as retired / shut down
+    # the retired image names are the ones the SDK documents as retired / shut down
     source = inspect.getsource(sys.modules["openai.types.image_model"])
-    assert '"gpt-image-1": GPT Image 1 was shut down' in source
-    assert '"dall-e-2", "dall-e-3": This model was retired' in source
-    assert set(mmsdk_openai.RETIRED) == {"gpt-image-1", "dall-e-2", "dall-e-3"}
+    assert '"gpt-image-1": GPT Image 1 was shut down on October 23, 2026' in source
+    assert '"dall-e-2", "dall-e-3": This model was retired on May 12, 2026' in source
+    assert {name: LIFECYCLE[name][0] for name in ("gpt-image-1", "dall-e-2", "dall-e-3")} == \
+        {"gpt-image-1": dt.date(2026, 10, 23), "dall-e-2": dt.date(2026, 5, 12),
+         "dall-e-3": dt.date(2026, 5, 12)}
+
+
+def _sdk_shutdown_dates() -> dict[str, dt.date]:
+    """Every chat model with an "Announced shutdown date" in the installed SDK's docstring."""
+    source = inspect.getsource(sys.modules["openai.types.shared.chat_model"])
+    dates: dict[str, dt.date] = {}
+    for names, day in re.findall(r'^- ((?:"[^"]+",?\s*)+):\s+Announced shutdown\s+date:\s+'
+                                 r'(\d{4}-\d{2}-\d{2})', source, flags=re.MULTILINE):
+        for name in re.findall(r'"([^"]+)"', names):
+            dates[name] = dt.date.fromisoformat(day)
+    return dates
+
+
+def test_lifecycle_table_matches_the_installed_sdk() -> None:
+    import openai.types.shared.chat_model  # noqa: F401  (its docstring is the source)
+
+    documented = _sdk_shutdown_dates()
+    assert documented["gpt-4.1"] == dt.date(2027, 1, 14)  # the parser reads what it should
+    assert documented["gpt-5"] == dt.date(2026, 12, 11)
+    assert documented["gpt-5.1"] == dt.date(2027, 4, 1)
+    # audio models are left out on purpose: mmsdk sends them nothing they could answer
+    expected = {name: day for name, day in documented.items() if "audio" not in name}
+    chat = {name: day for name, (day, _) in LIFECYCLE.items() if not is_image_model(name)}
+    assert chat == expected
+    # every successor is current: in the SDK, with no shutdown of its own
+    from openai.types import ChatModel, ImageModel
+
+    current = set(typing.get_args(ChatModel)) | set(typing.get_args(ImageModel))
+    assert all(s in current and s not in LIFECYCLE for _, s in LIFECYCLE.values())
+
+
+@pytest.mark.parametrize("capability", list(mmsdk_openai.DEFAULT_MODELS), ids=str)
+def test_default_models_are_clear_of_shutdown_when_the_table_was_checked(
+        capability: mmsdk.Capability) -> None:
+    # Pinned to LIFECYCLE_CHECKED: fails when a default must move (past, or within 30 days
+    # of, its shutdown), and is re-judged whenever the table is re-checked and bumped.
+    assert mmsdk.plugin.today() == LIFECYCLE_CHECKED
+    model = mmsdk_openai.DEFAULT_MODELS[capability]
+    entry = LIFECYCLE.get(model)
+    assert entry is None or entry[0] > LIFECYCLE_CHECKED + dt.timedelta(days=30), (model, entry)
+    assert get_registry().resolve("openai", capability).model == model
 
 
 @pytest.mark.parametrize("how", ["env", "configure"])
