@@ -1,19 +1,27 @@
 """The ``mmsdk`` command: the same verbs as the library, plus ``providers``.
 
-Errors print one line on stderr and exit 1 (2 for usage mistakes). Long local
-work shows the pipelines' own progress bars.
+Errors print one line on stderr and exit 1 (2 for usage mistakes, such as an
+``-o`` that cannot be written: checked before anything is generated). Long
+local work shows the pipelines' own progress bars. ``mmsdk providers`` flags
+models that are deprecated or retired on today's date (``MMSDK_TODAY`` sets it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import MMSDKError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ._registry import ProviderSpec
 
 __all__ = ["main"]
 
@@ -41,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
 
     gen = verbs.add_parser("generate", help="text to image")
     gen.add_argument("prompt")
-    gen.add_argument("-o", "--output", default="out.png", help="file to write (n>1: numbered)")
+    gen.add_argument("-o", "--output", default="out.png",
+                     help="image file to write: .png, .jpg, .webp, ... (n>1: numbered "
+                          "out.png, out-1.png, ...)")
+    gen.add_argument("--force", action="store_true", help="overwrite existing output files")
     gen.add_argument("--size", help="WxH, e.g. 1024x1024")
     gen.add_argument("--negative-prompt")
     gen.add_argument("--steps", type=int)
@@ -100,9 +111,71 @@ def _meta(result: Any) -> dict[str, Any]:
             "warnings": result.warnings}
 
 
+class _UsageError(Exception):
+    """A caller mistake found before any work: one line on stderr, exit code 2."""
+
+
+# Raster formats worth writing a generated image to, if this Pillow can write them.
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".avif", ".gif", ".bmp", ".tif", ".tiff")
+
+
+def _writable_formats() -> dict[str, str]:
+    """Suffix -> Pillow format name, for the suffixes this Pillow can write."""
+    from PIL import Image, features
+
+    Image.init()
+    known = Image.registered_extensions()
+    formats = {suffix: known[suffix] for suffix in _IMAGE_SUFFIXES
+               if known.get(suffix) in Image.SAVE}
+    for suffix, feature in ((".webp", "webp"), (".avif", "avif")):
+        if suffix in formats and not features.check(feature):
+            del formats[suffix]
+    return formats
+
+
+def _numbered(output: Path, index: int) -> Path:
+    return output if index == 0 else output.with_name(f"{output.stem}-{index}{output.suffix}")
+
+
+def _output_paths(output: Path, count: int, force: bool) -> tuple[list[Path], str]:
+    """The files ``generate`` will write and their Pillow format, checked before generating."""
+    formats = _writable_formats()
+    image_format = formats.get(output.suffix.lower())
+    if image_format is None:
+        shown = output.suffix or "no extension"
+        raise _UsageError(f"-o {output}: {shown} is not an image format mmsdk can write; "
+                          f"end the name with one of {', '.join(formats)} (e.g. -o out.png).")
+    directory = output.parent
+    if not directory.is_dir():
+        raise _UsageError(f"-o {output}: directory {directory} does not exist; create it "
+                          f"(mkdir -p {directory}) or choose another -o.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise _UsageError(f"-o {output}: directory {directory} is not writable; choose "
+                          "another -o.")
+    paths = [_numbered(output, index) for index in range(max(count, 1))]
+    for path in paths:
+        if path.is_dir():
+            raise _UsageError(f"-o {output}: {path} is a directory; name a file (e.g. "
+                              f"-o {path / 'out.png'}).")
+        if path.exists() and not force:
+            raise _UsageError(f"-o {output}: {path} already exists; pass --force to overwrite "
+                              "it or choose another -o.")
+    return paths, image_format
+
+
+def _save(image: Image.Image, path: Path, image_format: str, force: bool) -> None:
+    if image_format == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
+        image = image.convert("RGB")  # JPEG has no alpha channel
+    # "x": another process may have created the file since the check
+    with path.open("wb" if force else "xb") as file:
+        image.save(file, format=image_format)
+
+
 def _generate(args: argparse.Namespace) -> int:
     from ._api import generate
 
+    output = Path(args.output)
+    paths, image_format = _output_paths(output, args.n, args.force)
     result = generate(
         args.prompt, provider=_provider(args), size=args.size,
         negative_prompt=args.negative_prompt, steps=args.steps, guidance=args.guidance,
@@ -111,11 +184,10 @@ def _generate(args: argparse.Namespace) -> int:
         control_type=args.control_type, control_scale=args.control_scale,
         reference_image=args.reference_image, reference_scale=args.reference_scale,
         options=dict(args.option) or None, progress=not args.json)
-    output = Path(args.output)
     files: list[str] = []
     for index, image in enumerate(result.images):
-        target = output if index == 0 else output.with_name(f"{output.stem}-{index}{output.suffix}")
-        image.save(target)
+        target = paths[index] if index < len(paths) else _numbered(output, index)
+        _save(image, target, image_format, args.force)
         files.append(str(target))
     if args.json:
         print(json.dumps(_meta(result) | {"files": files,
@@ -184,10 +256,53 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deprecation_of(spec: ProviderSpec) -> Callable[[str], str | None] | None:
+    """The plugin's ``deprecation(model)``: the spec's own, else its lifecycle table's."""
+    own = getattr(spec, "deprecation", None)
+    if callable(own):
+        return own  # type: ignore[no-any-return]
+    lifecycle = getattr(spec.retired, "lifecycle", None)  # a ModelLifecycle's retired mapping
+    found = getattr(lifecycle, "deprecation", None)
+    return found if callable(found) else None
+
+
+def _lifecycle_warnings(spec: ProviderSpec | None, models: Sequence[str]) -> list[str]:
+    """Notes on *models* of *spec* that are retired or have an announced end-of-life today."""
+    if spec is None:
+        return []
+    deprecation = _deprecation_of(spec)
+    notes: list[str] = []
+    for model in dict.fromkeys(models):
+        try:
+            if model in spec.retired:
+                notes.append(f"{spec.name}:{model} is retired. {spec.retired[model]}")
+                continue
+            note = deprecation(model) if deprecation else None
+        except Exception as exc:  # a broken plugin is shown, not raised
+            note = f"{spec.name}:{model}: lifecycle check failed: {type(exc).__name__}: {exc}"
+        if note:
+            notes.append(note)
+    return notes
+
+
+def _with_warnings(rows: list[dict[str, Any]], registry: Any) -> list[dict[str, Any]]:
+    for row in rows:
+        if row.get("target"):
+            name, _, model = str(row["target"]).partition(":")
+            models = [model] if model else []
+        else:
+            name, models = row["provider"], list(row.get("defaults", {}).values())
+        row["warnings"] = _lifecycle_warnings(registry.specs.get(name), models)
+    return rows
+
+
 def _providers(args: argparse.Namespace) -> int:
+    from ._clock import today
     from ._registry import describe_all, get_registry
 
-    rows = describe_all(get_registry())
+    today()  # a malformed MMSDK_TODAY is the caller's mistake: say so, not per model
+    registry = get_registry()
+    rows = _with_warnings(describe_all(registry), registry)
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -201,6 +316,8 @@ def _providers(args: argparse.Namespace) -> int:
             print(f"{'':<{width}}    = {row['target']}")
         if not row["usable"] and row.get("fix"):
             print(f"{'':<{width}}    fix: {row['fix']}")
+        for note in row["warnings"]:
+            print(f"{'':<{width}}    warning: {note}")
     return 0
 
 
@@ -213,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _VERBS[args.verb](args)
+    except _UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except MMSDKError as exc:
         first, *rest = str(exc).splitlines() or [""]
         print(f"error: {type(exc).__name__}: {first}", file=sys.stderr)

@@ -11,6 +11,10 @@ process::
     with pinned_today(datetime.date(2027, 1, 15)):
         ...  # every plugin sees 2027-01-15
 
+or, for a whole process and the processes it starts, ``MMSDK_TODAY=2027-01-15``
+(``MMSDK_TODAY=2027-01-15 mmsdk providers`` shows what stops working by then).
+A pinned date wins over the variable, which wins over the real date.
+
 Plugins describe their models' end-of-life dates with :class:`ModelLifecycle`
 and hand ``lifecycle.retired`` (a mapping evaluated on every lookup) to their
 ``ProviderSpec``; the decision is made when a name is resolved or called, not
@@ -20,15 +24,17 @@ when the plugin is registered.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ._errors import UnknownProviderError
+from ._errors import InvalidInputError, UnknownProviderError
 
-__all__ = ["WARN_DAYS", "EndOfLife", "ModelDeprecationWarning", "ModelLifecycle", "pin", "today"]
+__all__ = ["ENV_VAR", "WARN_DAYS", "EndOfLife", "ModelDeprecationWarning", "ModelLifecycle", "pin", "today"]
 
+ENV_VAR = "MMSDK_TODAY"
 # A model this close to its end-of-life warns (once per process) on first use.
 WARN_DAYS = 30
 
@@ -38,9 +44,19 @@ _warned: set[str] = set()
 
 
 def today() -> dt.date:
-    """The date lifecycle decisions use: the real local date unless one is pinned."""
+    """The date lifecycle decisions use: the pinned one, else ``MMSDK_TODAY``, else the
+    real local date."""
     pinned = _pinned
-    return dt.date.today() if pinned is None else pinned
+    if pinned is not None:
+        return pinned
+    text = os.environ.get(ENV_VAR)
+    if not text:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(f"{ENV_VAR}={text!r} is not a date; set it as YYYY-MM-DD "
+                                f"(e.g. 2027-01-15) or unset it.") from None
 
 
 def pin(day: dt.date | None) -> dt.date | None:

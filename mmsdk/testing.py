@@ -56,13 +56,14 @@ EMBED_DIM = 8
 
 
 @contextmanager
-def pinned_today(day: dt.date) -> Iterator[dt.date]:
+def pinned_today(day: dt.date | None) -> Iterator[dt.date | None]:
     """Every model-lifecycle decision sees *day* as today until the block ends.
 
     Retired names, deprecation notes and end-of-life warnings read
     ``mmsdk.plugin.today()``; pin it so a test's verdict never moves with the
     calendar. Blocks nest; leaving one restores the date pinned before (or
-    the real date). Which models already warned is forgotten on entry and exit.
+    the real date). ``None`` unpins inside the block (``MMSDK_TODAY`` or the
+    real date apply). Which models already warned is forgotten on entry and exit.
 
     Example:
         >>> import datetime, mmsdk.plugin

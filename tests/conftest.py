@@ -27,17 +27,18 @@ SECRET_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "ANTHROP
               "MMSDK_DEFAULT_PROVIDER", "MMSDK_ALLOW_PRIVATE_URLS")
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees the developer's real keys or endpoints."""
-    for name in SECRET_ENV:
-        monkeypatch.delenv(name, raising=False)
-
-
 # The date the plugins' lifecycle tables were last checked (their LIFECYCLE_CHECKED;
 # a plugin's conftest pins its own). Retired names, deprecation notes and warnings
 # depend on the date: pinned, no test changes its verdict with the calendar.
 LIFECYCLE_CHECKED = dt.date(2026, 12, 1)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's real keys or endpoints; subprocesses get the pinned date."""
+    for name in SECRET_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MMSDK_TODAY", LIFECYCLE_CHECKED.isoformat())
 
 
 @pytest.fixture(autouse=True)

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
+import mmsdk.plugin
 from mmsdk._cli import main
-from mmsdk.testing import TestProvider
+from mmsdk.plugin import (
+    Capability,
+    ModelInfo,
+    ModelLifecycle,
+    ProviderSpec,
+    hookimpl,
+    register_plugin,
+    unregister_plugin,
+)
+from mmsdk.testing import TestProvider, pinned_today
 
 
 @pytest.fixture
@@ -90,3 +103,144 @@ def test_console_script_runs() -> None:
     completed = subprocess.run([sys.executable, "-m", "mmsdk", "providers"], capture_output=True,
                                text=True, check=True)
     assert completed.stdout.startswith("PROVIDER")
+
+
+# -- generate: -o is checked before anything is generated --------------------------------
+
+@pytest.mark.parametrize("name", ["out.txt", "out", "out.pdf"], ids=["txt", "none", "pdf"])
+def test_generate_refuses_a_non_image_extension_before_generating(
+        fake: TestProvider, tmp_path: Path, name: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["generate", "a cat", "-p", "fake:m", "-o", str(tmp_path / name)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not an image format" in err and ".png" in err
+    assert fake.calls == [] and list(tmp_path.iterdir()) == []
+
+
+def test_generate_refuses_a_missing_directory_before_generating(
+        fake: TestProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "missing" / "out.png"
+    assert main(["generate", "a cat", "-p", "fake:m", "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "mkdir -p" in err
+    assert fake.calls == [] and not target.parent.exists()
+
+
+def test_generate_keeps_an_existing_file_unless_forced(
+        fake: TestProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    assert main(["generate", "a cat", "-p", "fake:m", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} already exists" in err and "--force" in err
+    assert out.read_bytes() == b"precious" and fake.calls == []
+    assert main(["generate", "a cat", "-p", "fake:m", "-o", str(out), "--force"]) == 0
+    assert len(fake.calls) == 1
+    with Image.open(out) as written:
+        assert written.format == "PNG"
+
+
+def test_generate_checks_every_numbered_output_first(
+        fake: TestProvider, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "out-2.png").write_bytes(b"precious")
+    assert main(["generate", "a cat", "-p", "fake:m", "-o", str(tmp_path / "out.png"),
+                 "-n", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "out-2.png already exists" in err and "--force" in err
+    assert fake.calls == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out-2.png"]  # nothing written
+    assert main(["generate", "a cat", "-p", "fake:m", "-o", str(tmp_path / "out.png"),
+                 "-n", "3", "--force"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out-1.png", "out-2.png", "out.png"]
+    assert (tmp_path / "out-2.png").read_bytes() != b"precious"
+
+
+@pytest.mark.parametrize(("name", "image_format"),
+                         [("out.jpg", "JPEG"), ("out.JPEG", "JPEG"), ("out.webp", "WEBP")],
+                         ids=["jpg", "upper-jpeg", "webp"])
+def test_generate_writes_the_format_the_extension_names(
+        fake: TestProvider, tmp_path: Path, name: str, image_format: str) -> None:
+    assert main(["generate", "a cat", "-p", "fake:m", "-o", str(tmp_path / name)]) == 0
+    with Image.open(tmp_path / name) as written:
+        assert written.format == image_format
+
+
+# -- providers: lifecycle warnings --------------------------------------------------------
+
+LIFE = ModelLifecycle("aging", {"v1": (dt.date(2026, 12, 20), "v3"),
+                                "v2": (dt.date(2027, 6, 1), "v3"),
+                                "v0": (dt.date(2026, 1, 1), "v3")})
+
+
+class _AgingPlugin:
+    """A provider whose defaults have end-of-life dates (one per capability)."""
+
+    def __init__(self, understand: str, classify: str) -> None:
+        self.defaults = {Capability.UNDERSTAND: understand, Capability.CLASSIFY: classify}
+
+    @hookimpl
+    def register_providers(self, register: Any) -> None:
+        info = ModelInfo(capabilities=frozenset(self.defaults))
+
+        def factory(model: str) -> Any:
+            raise AssertionError("mmsdk providers must not build models")
+
+        register(ProviderSpec(name="aging", factory=factory, describe=lambda model: info,
+                              default_models=self.defaults, retired=LIFE.retired))
+
+
+@pytest.fixture
+def aging() -> Iterator[_AgingPlugin]:
+    plugin = _AgingPlugin("v1", "v2")
+    register_plugin(plugin, "aging")
+    yield plugin
+    unregister_plugin("aging")
+
+
+def test_providers_warn_about_defaults_with_an_end_of_life(
+        aging: _AgingPlugin, capsys: pytest.CaptureFixture[str]) -> None:
+    # pinned to 2026-12-01 by the root conftest
+    assert main(["providers", "--json"]) == 0
+    rows = {row["provider"]: row for row in json.loads(capsys.readouterr().out)}
+    assert sorted(rows["aging"]["warnings"]) == [
+        "aging:v1 is deprecated and reaches end-of-life on 2026-12-20; move to 'aging:v3'.",
+        "aging:v2 is deprecated and reaches end-of-life on 2027-06-01; move to 'aging:v3'."]
+    assert main(["providers"]) == 0
+    text = capsys.readouterr().out
+    assert "    warning: aging:v1 is deprecated and reaches end-of-life on 2026-12-20" in text
+    with pinned_today(dt.date(2026, 12, 20)):
+        assert main(["providers", "--json"]) == 0
+    rows = {row["provider"]: row for row in json.loads(capsys.readouterr().out)}
+    assert "aging:v1 is retired. It reached end-of-life on 2026-12-20; use 'aging:v3' " \
+           "instead." in rows["aging"]["warnings"]
+    assert all(row["warnings"] == [] for name, row in rows.items() if name != "aging")
+
+
+def test_providers_date_comes_from_mmsdk_today_in_a_fresh_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mmsdk_openai")
+    monkeypatch.setenv("MMSDK_OPENAI_UNDERSTAND_MODEL", "gpt-4.1")
+
+    def openai_warnings(day: str) -> list[str]:
+        monkeypatch.setenv("MMSDK_TODAY", day)
+        completed = subprocess.run([sys.executable, "-m", "mmsdk", "providers", "--json"],
+                                   capture_output=True, text=True, check=True)
+        [row] = [r for r in json.loads(completed.stdout) if r["provider"] == "openai"]
+        return list(row["warnings"])
+
+    assert openai_warnings("2026-12-20") == [
+        "openai:gpt-4.1 is deprecated and reaches end-of-life on 2027-01-14; "
+        "move to 'openai:gpt-5.5'."]
+    [retired] = openai_warnings("2027-01-14")
+    assert retired.startswith("openai:gpt-4.1 is retired.")
+
+
+def test_a_pinned_date_wins_over_mmsdk_today(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MMSDK_TODAY", "2030-01-01")
+    assert mmsdk.plugin.today() == dt.date(2026, 12, 1)  # the root conftest's pin
+    with pinned_today(None):  # unpinned: the variable applies
+        assert mmsdk.plugin.today() == dt.date(2030, 1, 1)
+        monkeypatch.setenv("MMSDK_TODAY", "next tuesday")
+        assert main(["providers"]) == 1
+    assert "MMSDK_TODAY='next tuesday' is not a date" in capsys.readouterr().err
