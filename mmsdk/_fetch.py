@@ -19,6 +19,7 @@ import re
 import socket
 import ssl
 import time
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -203,6 +204,11 @@ class _Refused(Exception):
 def _parse(url: str | httpx.URL, label: str) -> httpx.URL:
     shown = redact_url(str(url))
     try:
+        host = urllib.parse.urlsplit(str(url)).hostname or ""
+    except ValueError:
+        host = ""  # httpx says what is wrong below
+    _check_numeric_host(host, label, shown)
+    try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
         port = parsed.port
         host = parsed.host
@@ -217,6 +223,11 @@ def _parse(url: str | httpx.URL, label: str) -> httpx.URL:
         raise _Refused(f"{label}: {shown} has no host name.")
     if port is not None and not 0 < port < 65536:
         raise _Refused(f"{label}: {shown} has an invalid port {port}.")
+    _check_numeric_host(host, label, shown)
+    return parsed
+
+
+def _check_numeric_host(host: str, label: str, shown: str) -> None:
     if _NUMERIC_HOST.match(host):
         try:
             ipaddress.IPv4Address(host)
@@ -225,7 +236,6 @@ def _parse(url: str | httpx.URL, label: str) -> httpx.URL:
                 f"{label}: {shown} spells its IPv4 address in a non-standard form (octal, "
                 "hex or fewer than four parts); write it as four decimal numbers, a.b.c.d."
             ) from None
-    return parsed
 
 
 def _fetch(url: str, settings: Settings, label: str, limit: float) -> bytes:
@@ -234,9 +244,8 @@ def _fetch(url: str, settings: Settings, label: str, limit: float) -> bytes:
         "in mmsdk.configure(url_allow_hosts=(...))."
     )
     current = _parse(url, label)
-    total = settings.url_total_timeout
-    timeout = httpx.Timeout(min(settings.url_read_timeout, total),
-                            connect=min(settings.url_connect_timeout, total))
+    # Per-read and connect limits as configured; _DeadlineStream holds each one to the total.
+    timeout = httpx.Timeout(settings.url_read_timeout, connect=settings.url_connect_timeout)
     with httpx.Client(transport=_GuardedTransport(settings, limit), timeout=timeout,
                       follow_redirects=False, trust_env=False) as client:
         for _ in range(settings.url_max_redirects + 1):
@@ -268,7 +277,7 @@ def _fetch(url: str, settings: Settings, label: str, limit: float) -> bytes:
                 raise
             except httpx.HTTPError as exc:
                 raise _Refused(f"{label}: fetching {shown} failed: "
-                               f"{redact_url(str(exc))}.") from None
+                               f"{redact_url(str(exc)).rstrip('.')}.") from None
     raise _Refused(
         f"{label}: more than {settings.url_max_redirects} redirects fetching {redact_url(url)}."
     )

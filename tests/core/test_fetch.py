@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
 import pytest
 from loopback import LoopbackServer, Reply
 
 import mmsdk
-from mmsdk._fetch import check_address
-from mmsdk._media import load_image
+from mmsdk._fetch import check_address, fetch_url
+from mmsdk._media import load_image, load_images
 from mmsdk._settings import Settings
 
 ALLOW = Settings(allow_private_urls=True)
@@ -102,3 +107,161 @@ def test_environment_flag_allows_private_urls(
     monkeypatch.setenv("MMSDK_ALLOW_PRIVATE_URLS", "1")
     loopback.queue(Reply(body=png_bytes))
     assert load_image(f"{loopback.url}/a.png", settings=Settings()).image.size == (40, 30)
+
+
+# -- total time limit -------------------------------------------------------------
+class _Drip:
+    """A loopback server that answers 200 and then sends one byte every 0.2 s."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/slow.png"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._drip, args=(connection,), daemon=True).start()
+
+    def _drip(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n"
+                                   b"content-type: image/png\r\n\r\n")
+                while not self.stop.wait(0.2):
+                    connection.sendall(b"x")
+            except OSError:
+                pass  # the client gave up: that is the point
+
+    def close(self) -> None:
+        self.stop.set()
+        self.listener.close()
+        self.thread.join(2)
+
+
+@pytest.fixture
+def drip() -> Iterator[_Drip]:
+    server = _Drip()
+    yield server
+    server.close()
+
+
+def test_a_slow_drip_cannot_outlast_url_total_timeout(drip: _Drip) -> None:
+    settings = Settings(allow_private_urls=True, url_total_timeout=0.5, url_read_timeout=20)
+    began = time.monotonic()
+    with pytest.raises(mmsdk.InvalidInputError, match=r"url_total_timeout=0.5s") as info:
+        load_image(drip.url, settings=settings)
+    assert time.monotonic() - began < 0.5 + 5
+    assert "slow.png" in str(info.value)
+
+
+def test_a_silent_server_is_held_to_the_total_limit_not_the_read_timeout(
+        loopback: LoopbackServer) -> None:
+    loopback.queue(Reply(hang=8.0, body=b"late"))
+    settings = Settings(allow_private_urls=True, url_total_timeout=0.5, url_read_timeout=20)
+    began = time.monotonic()
+    with pytest.raises(mmsdk.InvalidInputError, match="url_total_timeout"):
+        load_image(f"{loopback.url}/a.png", settings=settings)
+    assert time.monotonic() - began < 0.5 + 5
+
+
+def test_the_callers_deadline_passing_is_a_timeout_error(drip: _Drip) -> None:
+    settings = Settings(allow_private_urls=True, url_total_timeout=30)
+    began = time.monotonic()
+    with pytest.raises(mmsdk.ProviderTimeoutError, match="deadline passed while fetching inputs"):
+        load_images([drip.url], name="images", settings=settings, deadline=began + 0.5)
+    assert time.monotonic() - began < 0.5 + 5
+
+
+def test_a_deadline_already_passed_fetches_nothing(loopback: LoopbackServer,
+                                                   png_bytes: bytes) -> None:
+    loopback.queue(Reply(body=png_bytes))
+    with pytest.raises(mmsdk.ProviderTimeoutError, match="deadline"):
+        load_image(f"{loopback.url}/a.png", settings=ALLOW, deadline=time.monotonic() - 1)
+    assert loopback.received == []
+
+
+def test_a_far_deadline_changes_nothing(loopback: LoopbackServer, png_bytes: bytes) -> None:
+    loopback.queue(Reply(body=png_bytes))
+    loaded = fetch_url(f"{loopback.url}/a.png", ALLOW, label="image",
+                       deadline=time.monotonic() + 60)
+    assert loaded == png_bytes
+
+
+# -- malformed URLs and passwords ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        pytest.param("http://0177.0.0.1:{port}/a.png", "non-standard", id="octal"),
+        pytest.param("http://0x7f.0.0.1:{port}/a.png", "non-standard", id="hex"),
+        pytest.param("http://2130706433:{port}/a.png", "non-standard", id="one-number"),
+        pytest.param("http://127.1:{port}/a.png", "non-standard", id="two-parts"),
+        pytest.param("http://[::1", "not a valid URL", id="unclosed-bracket"),
+        pytest.param("http://127.0.0.1:99999/a.png", "invalid port", id="port-too-big"),
+        pytest.param("http://127.0.0.1:0/a.png", "invalid port", id="port-zero"),
+        pytest.param("http://127.0.0.1:abc/a.png", "not a valid URL", id="port-not-a-number"),
+        pytest.param("http:///a.png", "no host name", id="no-host"),
+    ],
+)
+def test_malformed_urls_are_invalid_input_and_never_reach_the_server(
+        loopback: LoopbackServer, png_bytes: bytes, url: str, fragment: str) -> None:
+    loopback.default = Reply(body=png_bytes)
+    port = loopback.url.rsplit(":", 1)[1]
+    with pytest.raises(mmsdk.InvalidInputError, match=fragment):
+        load_image(url.format(port=port), settings=ALLOW)  # even with private URLs allowed
+    assert loopback.received == []
+
+
+def test_a_redirect_without_location_is_invalid_input(loopback: LoopbackServer) -> None:
+    loopback.queue(Reply(status=302))
+    with pytest.raises(mmsdk.InvalidInputError, match="no Location header"):
+        load_image(f"{loopback.url}/a.png", settings=ALLOW)
+
+
+def test_a_redirect_to_a_malformed_url_is_invalid_input(loopback: LoopbackServer) -> None:
+    loopback.queue(Reply(status=302, headers={"location": "http://[::1"}))
+    with pytest.raises(mmsdk.InvalidInputError, match=r"(?i)invalid URL"):
+        load_image(f"{loopback.url}/a.png", settings=ALLOW)
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("settings", "replies", "path"),
+    [
+        pytest.param(Settings(), [], "/a.png", id="refused-address"),
+        pytest.param(ALLOW, [Reply(status=404)], "/a.png", id="http-error"),
+        pytest.param(ALLOW, [Reply(body=b"<html>")], "/a.png", id="not-an-image"),
+        pytest.param(Settings(allow_private_urls=True, url_max_redirects=1),
+                     [Reply(status=302, headers={"location": "/again"})] * 3, "/a.png",
+                     id="redirect-loop"),
+        pytest.param(Settings(allow_private_urls=True, url_read_timeout=0.2),
+                     [Reply(hang=1.0, body=b"late")], "/a.png", id="timeout"),
+        pytest.param(ALLOW, [], ":notaport/a.png", id="malformed"),
+    ],
+)
+def test_no_error_names_the_url_password(loopback: LoopbackServer, settings: Settings,
+                                         replies: list[Reply], path: str) -> None:
+    loopback.queue(*replies)
+    url = loopback.url.replace("http://", "http://alice:s3cr3t-pw@") + path
+    if path.startswith(":"):
+        url = "http://alice:s3cr3t-pw@127.0.0.1" + path
+    with pytest.raises(mmsdk.InvalidInputError) as info:
+        load_image(url, settings=settings)
+    for error in _chain(info.value):
+        assert "s3cr3t-pw" not in f"{error} {error!r} {error.args}"
+    assert "***@" in str(info.value) or "not a valid URL" in str(info.value)
