@@ -113,7 +113,8 @@ class _Retired(Mapping[str, str]):
 
     def __iter__(self) -> Iterator[str]:
         day = today()
-        return iter([name for name, eol in self.lifecycle.table.items() if eol.date <= day])
+        dated = [name for name, eol in self.lifecycle.table.items() if eol.date <= day]
+        return iter([*self.lifecycle.shut_down, *dated])
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -131,6 +132,8 @@ class ModelLifecycle:
             The date is the first day the provider no longer serves the model.
         messages: optional text per model for the retired message, used instead
             of the generated one (e.g. the provider's own wording).
+        shut_down: names shut down before any date was recorded, each mapped to
+            the message naming its successor: retired on every date.
 
     Example:
         >>> import datetime as dt
@@ -143,12 +146,14 @@ class ModelLifecycle:
 
     def __init__(self, plugin: str,
                  table: Mapping[str, EndOfLife | tuple[dt.date, str]],
-                 messages: Mapping[str, str] | None = None) -> None:
+                 messages: Mapping[str, str] | None = None,
+                 shut_down: Mapping[str, str] | None = None) -> None:
         self.plugin = plugin
         self.table: dict[str, EndOfLife] = {
             name: entry if isinstance(entry, EndOfLife) else EndOfLife(*entry)
             for name, entry in table.items()}
         self.messages = dict(messages or {})
+        self.shut_down = dict(shut_down or {})
         self.retired: Mapping[str, str] = _Retired(self)
 
     def end_of_life(self, model: str) -> EndOfLife | None:
@@ -157,6 +162,8 @@ class ModelLifecycle:
 
     def retired_message(self, model: str) -> str | None:
         """Why *model* fails before any request (``None`` while it still works)."""
+        if model in self.shut_down:
+            return self.shut_down[model]
         eol = self.table.get(model)
         if eol is None or eol.date > today():
             return None

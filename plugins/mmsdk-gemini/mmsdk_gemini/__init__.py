@@ -22,7 +22,7 @@ from typing import Any
 
 from mmsdk.plugin import Model, ProviderSpec, hookimpl
 
-from ._describe import RETIRED, describe
+from ._describe import describe, lifecycle
 from ._settings import DefaultModels, GeminiSettings, availability, configure, get_settings
 
 __all__ = ["GeminiSettings", "configure", "describe", "get_settings", "register_providers"]
@@ -45,5 +45,5 @@ def register_providers(register: Any) -> None:
         check=availability,
         description="Google Gemini via google-genai: understand (images, video, streaming, "
                     "schemas), classify, native image generation; Imagen on Vertex AI",
-        retired=RETIRED,
+        retired=lifecycle.retired,  # read against mmsdk.plugin.today() on every lookup
     ))

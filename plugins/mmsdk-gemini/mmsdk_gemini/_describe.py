@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
-from mmsdk.plugin import Capability, MediaLimits, ModelInfo
+from mmsdk.plugin import Capability, MediaLimits, ModelInfo, ModelLifecycle
 
-__all__ = ["LIMITS", "RETIRED", "Family", "describe", "family"]
+__all__ = ["LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "RETIRED", "Family", "describe", "family",
+           "lifecycle"]
 
 Family = Literal["text", "image", "imagen"]
 
@@ -33,7 +35,8 @@ _IMAGE_OPTIONS = frozenset({"aspect_ratio", "image_size"})
 _IMAGEN_SUPPORTS = frozenset({"n"})
 _IMAGEN_OPTIONS = frozenset({"aspect_ratio", "image_size", "person_generation"})
 
-_SUCCESSOR = "Use gemini:gemini-3.8-flash (or gemini-2.5-flash)."
+# Shut down before mmsdk recorded dates: retired on every date.
+_SUCCESSOR = "Use gemini:gemini-3.8-flash."
 RETIRED = {
     "gemini-pro-vision": f"Gemini 1.0 Pro Vision was shut down. {_SUCCESSOR}",
     "gemini-1.0-pro-vision": f"Gemini 1.0 Pro Vision was shut down. {_SUCCESSOR}",
@@ -42,6 +45,20 @@ RETIRED = {
     "gemini-1.5-flash-8b": f"Gemini 1.5 models were shut down. {_SUCCESSOR}",
     "gemini-1.5-pro": f"Gemini 1.5 models were shut down. {_SUCCESSOR}",
 }
+
+# Announced shutdown dates: model -> (first day it no longer answers, successor).
+# The installed google-genai states none for any model (only that its
+# generate_images method goes "not before Jan. 1 2027", which is no model's
+# end-of-life); add entries from Google's deprecations page when announced. A
+# dated name works with a note on the result (a ModelDeprecationWarning within
+# 30 days) until its date, then fails before any request naming its successor.
+LIFECYCLE: dict[str, tuple[dt.date, str]] = {}
+# The day LIFECYCLE was last checked against the installed SDK. Tests pin the
+# clock here; a test fails when a default model is past, or within 30 days of,
+# its end-of-life on this date.
+LIFECYCLE_CHECKED = dt.date(2026, 12, 1)
+
+lifecycle = ModelLifecycle("gemini", LIFECYCLE, shut_down=RETIRED)
 
 
 def family(model: str) -> Family:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from google.genai import types
 
@@ -31,7 +31,7 @@ from mmsdk.plugin import (
 
 from . import _build, _media, _parse
 from ._client import custom_base_url, make_client
-from ._describe import family
+from ._describe import family, lifecycle
 from ._errors import gemini_errors
 from ._settings import GeminiSettings, use_vertex
 
@@ -39,6 +39,13 @@ __all__ = ["GeminiModel"]
 
 # Images of one async classify call in flight at once (one request each).
 _CLASSIFY_CONCURRENCY = 4
+
+_R = TypeVar("_R", GenerateResult, UnderstandResult, ClassifyResult)
+
+
+def _noted(result: _R, notes: list[str]) -> _R:
+    result.warnings.extend(notes)
+    return result
 
 
 class GeminiModel(Understand, Classify, Generate):
@@ -72,6 +79,11 @@ class GeminiModel(Understand, Classify, Generate):
         self._upload_base = custom_base_url(settings)
 
     # -- shared pieces ------------------------------------------------------------------
+    def _lifecycle(self) -> list[str]:
+        # At every call, before any request: the model object outlives days, so a
+        # name that reached its shutdown since it was resolved fails here.
+        return lifecycle.on_call(self.model)
+
     def _errors(self) -> Any:
         return gemini_errors(self.provider)
 
@@ -98,26 +110,31 @@ class GeminiModel(Understand, Classify, Generate):
 
     # -- understand ---------------------------------------------------------------------
     def understand(self, request: UnderstandRequest) -> UnderstandResult:
+        notes = self._lifecycle()
         config = _build.understand_config(request, self.provider)
         with self._errors():
             media = self._plan(request)
             _media.upload(self._client, media, **self._upload_args(request.timeout))
             response = self._client.models.generate_content(
                 model=self.model, contents=self._contents(media, request.prompt), config=config)
-            return _parse.understand_result(response, provider=self.provider, model=self.model,
-                                            images=len(request.images))
+            return _noted(_parse.understand_result(response, provider=self.provider,
+                                                   model=self.model, images=len(request.images)),
+                          notes)
 
     async def aunderstand(self, request: UnderstandRequest) -> UnderstandResult:
+        notes = self._lifecycle()
         config = _build.understand_config(request, self.provider)
         with self._errors():
             media = self._plan(request)
             await _media.aupload(self._client.aio, media, **self._upload_args(request.timeout))
             response = await self._client.aio.models.generate_content(
                 model=self.model, contents=self._contents(media, request.prompt), config=config)
-            return _parse.understand_result(response, provider=self.provider, model=self.model,
-                                            images=len(request.images))
+            return _noted(_parse.understand_result(response, provider=self.provider,
+                                                   model=self.model, images=len(request.images)),
+                          notes)
 
     def understand_stream(self, request: UnderstandRequest) -> Iterator[StreamEvent]:
+        notes = self._lifecycle()
         config = _build.understand_config(request, self.provider)
         state = _parse.StreamState(provider=self.provider, model=self.model,
                                    images=len(request.images))
@@ -133,9 +150,10 @@ class GeminiModel(Understand, Classify, Generate):
                         yield text
             finally:
                 _close(stream)  # release the connection when the caller stops early
-        yield state.result()
+        yield _noted(state.result(), notes)
 
     async def aunderstand_stream(self, request: UnderstandRequest) -> AsyncIterator[StreamEvent]:
+        notes = self._lifecycle()
         config = _build.understand_config(request, self.provider)
         state = _parse.StreamState(provider=self.provider, model=self.model,
                                    images=len(request.images))
@@ -151,10 +169,11 @@ class GeminiModel(Understand, Classify, Generate):
                         yield text
             finally:
                 await _aclose(stream)
-        yield state.result()
+        yield _noted(state.result(), notes)
 
     # -- classify -----------------------------------------------------------------------
     def classify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        notes = self._lifecycle()
         config = _build.classify_config(request, self.provider)
         prompt = _build.classify_prompt(request)
         results = []
@@ -164,10 +183,11 @@ class GeminiModel(Understand, Classify, Generate):
                                     can_upload=False, provider=self.provider)
                 response = self._client.models.generate_content(
                     model=self.model, contents=self._contents(media, prompt), config=config)
-                results.append(self._classified(response, request))
+                results.append(_noted(self._classified(response, request), notes))
         return results
 
     async def aclassify(self, request: ClassifyRequest) -> list[ClassifyResult]:
+        notes = self._lifecycle()
         config = _build.classify_config(request, self.provider)
         prompt = _build.classify_prompt(request)
         slots = asyncio.Semaphore(_CLASSIFY_CONCURRENCY)
@@ -178,7 +198,7 @@ class GeminiModel(Understand, Classify, Generate):
             async with slots:
                 response = await self._client.aio.models.generate_content(
                     model=self.model, contents=self._contents(media, prompt), config=config)
-            return self._classified(response, request)
+            return _noted(self._classified(response, request), notes)
 
         with self._errors():
             return list(await asyncio.gather(*(one(image) for image in request.images)))
@@ -190,26 +210,28 @@ class GeminiModel(Understand, Classify, Generate):
 
     # -- generate -----------------------------------------------------------------------
     def generate(self, request: GenerateRequest) -> GenerateResult:
+        notes = self._lifecycle()
         if self.family == "imagen":
-            return self._imagen(request)
+            return _noted(self._imagen(request), notes)
         config = _build.generate_config(request, self.provider)
         with self._errors():
             response = self._client.models.generate_content(
                 model=self.model, contents=[*self._image_parts(request), request.prompt],
                 config=config)
-            return _parse.generate_result(response, provider=self.provider, model=self.model,
-                                          seed=request.seed)
+            return _noted(_parse.generate_result(response, provider=self.provider,
+                                                 model=self.model, seed=request.seed), notes)
 
     async def agenerate(self, request: GenerateRequest) -> GenerateResult:
+        notes = self._lifecycle()
         if self.family == "imagen":
-            return await self._aimagen(request)
+            return _noted(await self._aimagen(request), notes)
         config = _build.generate_config(request, self.provider)
         with self._errors():
             response = await self._client.aio.models.generate_content(
                 model=self.model, contents=[*self._image_parts(request), request.prompt],
                 config=config)
-            return _parse.generate_result(response, provider=self.provider, model=self.model,
-                                          seed=request.seed)
+            return _noted(_parse.generate_result(response, provider=self.provider,
+                                                 model=self.model, seed=request.seed), notes)
 
     def _imagen(self, request: GenerateRequest) -> GenerateResult:
         config = _build.imagen_config(request, self.provider)

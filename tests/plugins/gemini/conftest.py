@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -13,11 +14,13 @@ import mmsdk_gemini
 import pytest
 from loopback import LoopbackServer, Received, Reply
 from mmsdk_gemini import _settings
+from mmsdk_gemini._describe import LIFECYCLE_CHECKED
 from PIL import Image
 from samples import write_clip
 
 from mmsdk import _registry
 from mmsdk._registry import Registry
+from mmsdk.testing import pinned_today
 
 # Not key-shaped on purpose: mmsdk's redaction catches key shapes, so a leak of
 # this value can only be hidden by the env-variable rule, which logs and reprs skip.
@@ -30,6 +33,13 @@ STREAM_PATH = f"/v1/models/{MODEL}:streamGenerateContent?alt=sse"
 _ENV = ("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
         "GOOGLE_VERTEX_BASE_URL", "GOOGLE_GENAI_API_VERSION", "MMSDK_GEMINI_MODEL",
         "MMSDK_GEMINI_IMAGE_MODEL")
+
+
+@pytest.fixture(autouse=True)
+def _pinned_today() -> Iterator[dt.date]:
+    """Today is the day the plugin's LIFECYCLE table was last checked (overrides the root's)."""
+    with pinned_today(LIFECYCLE_CHECKED) as day:
+        yield day
 
 
 @pytest.fixture(autouse=True)

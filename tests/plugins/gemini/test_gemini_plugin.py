@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata
 import subprocess
 import sys
@@ -9,9 +10,14 @@ import sys
 import mmsdk_gemini
 import pytest
 from loopback import LoopbackServer, Reply
+from mmsdk_gemini._describe import LIFECYCLE, LIFECYCLE_CHECKED, RETIRED, lifecycle
+from mmsdk_gemini._settings import DEFAULT_IMAGE_MODEL, DEFAULT_MODEL
 
 import mmsdk
-from mmsdk import Capability
+import mmsdk.plugin
+from mmsdk import Capability, _registry
+from mmsdk.plugin import EndOfLife, ModelDeprecationWarning
+from mmsdk.testing import pinned_today
 
 
 def test_registered_through_its_entry_point() -> None:
@@ -45,6 +51,38 @@ def test_a_retired_model_fails_naming_its_successor(api: LoopbackServer) -> None
     with pytest.raises(mmsdk.UnknownProviderError, match=r"gemini-3\.8-flash"):
         mmsdk.understand("Hi", provider="gemini:gemini-1.5-flash")
     assert api.received == []
+
+
+@pytest.mark.parametrize("capability", [Capability.UNDERSTAND, Capability.CLASSIFY,
+                                        Capability.GENERATE], ids=str)
+def test_default_models_are_clear_of_end_of_life_when_the_table_was_checked(
+        capability: Capability) -> None:
+    # Pinned to LIFECYCLE_CHECKED: fails when a default must move (past, or within 30 days
+    # of, its end-of-life), and is re-judged whenever the table is re-checked and bumped.
+    assert mmsdk.plugin.today() == LIFECYCLE_CHECKED
+    model = _registry.get_registry().resolve("gemini", capability).model
+    assert model == (DEFAULT_IMAGE_MODEL if capability is Capability.GENERATE else DEFAULT_MODEL)
+    entry = LIFECYCLE.get(model)
+    assert entry is None or entry[0] > LIFECYCLE_CHECKED + dt.timedelta(days=30), (model, entry)
+    assert model not in RETIRED
+
+
+def test_a_dated_end_of_life_notes_warns_then_retires(api: LoopbackServer, wire,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The table is empty today (the SDK announces no dates): plant one to drive the path.
+    monkeypatch.setitem(lifecycle.table, DEFAULT_MODEL,
+                        EndOfLife(dt.date(2026, 12, 20), "gemini-9-flash"))
+    api.queue(Reply(body=wire.answer()), Reply(body=wire.answer()))
+    with pytest.warns(ModelDeprecationWarning, match="2026-12-20"):
+        first = mmsdk.understand("Hi", provider="gemini")
+    second = mmsdk.understand("Hi", provider="gemini")  # filterwarnings=error: warned once
+    note = ("gemini:gemini-3.8-flash is deprecated and reaches end-of-life on 2026-12-20; "
+            "move to 'gemini:gemini-9-flash'.")
+    assert first.warnings == second.warnings == [note]
+    with pinned_today(dt.date(2026, 12, 20)), pytest.raises(
+            mmsdk.UnknownProviderError, match=r"'gemini:gemini-9-flash'"):
+        mmsdk.understand("Hi", provider="gemini")
+    assert len(api.received) == 2
 
 
 def test_an_unsupported_parameter_is_refused_before_any_request(api: LoopbackServer,
