@@ -13,6 +13,8 @@ import mmsdk
 from mmsdk.testing import TestProvider
 
 NO_RETRY = mmsdk.Policy(retries=0, timeout=0.4)
+# Far past the timeout plus any scheduling delay: only the timeout can end a hung call.
+HANG = 30.0
 
 # Each fault: (reply built from the Wire helpers, the mmsdk error it must become).
 FAULTS: dict[str, tuple[Callable[[Any], Reply], type[mmsdk.MMSDKError]]] = {
@@ -23,7 +25,7 @@ FAULTS: dict[str, tuple[Callable[[Any], Reply], type[mmsdk.MMSDKError]]] = {
             mmsdk.ProviderServerError),
     "503": (lambda w: Reply(status=503, body=w.error(503, "UNAVAILABLE", "overloaded")),
             mmsdk.ProviderServerError),
-    "hang": (lambda w: Reply(body=w.answer(), hang=1.5), mmsdk.ProviderTimeoutError),
+    "hang": (lambda w: Reply(body=w.answer(), hang=HANG), mmsdk.ProviderTimeoutError),
     "dropped-connection": (lambda w: Reply(drop=True), mmsdk.ProviderConnectionError),
     "malformed-json": (lambda w: Reply(body='{"candidates": [{"content": '),
                        mmsdk.ProviderServerError),
@@ -138,8 +140,8 @@ def test_a_policy_refusal_does_not_fall_back_by_default(api: LoopbackServer, wir
 _FIRST = {"candidates": [{"content": {"parts": [{"text": "A red "}], "role": "model"},
                          "index": 0}]}
 STREAM_FAULTS: dict[str, tuple[Reply, type[mmsdk.MMSDKError]]] = {
-    # (the loopback stalls 5 s when no hang is given; a hang would also delay the headers)
-    "stall-mid-stream": (Reply(events=[_FIRST, _FIRST], stall_after_events=1),
+    # (a hang would also delay the headers: stall after the first event instead)
+    "stall-mid-stream": (Reply(events=[_FIRST, _FIRST], stall_after_events=1, stall=HANG),
                          mmsdk.ProviderTimeoutError),
     "error-event": (Reply(events=[_FIRST, {"error": {"code": 500, "message": "internal",
                                                      "status": "INTERNAL"}}]),
