@@ -31,8 +31,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ._errors import InvalidInputError
 from ._settings import Settings, get_settings
 
-__all__ = ["ImageSource", "LoadedImage", "load_image", "load_images", "read_capped",
-           "redact_url"]
+__all__ = ["ImageSource", "LoadedImage", "check_regular_file", "load_image", "load_images",
+           "read_capped", "redact_url"]
 
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image, np.ndarray]
 
