@@ -112,18 +112,19 @@ class Router:
     # Provider strings are resolved before any input is read: an unknown name
     # fails at once, before a URL is fetched or a video decoded. The call's
     # clock starts first, so Policy.deadline covers reading inputs too.
-    def _run(self, capability: Capability, build: Callable[[], Job], *,
+    def _run(self, capability: Capability, build: Callable[..., Job], *,
              streaming: bool = False) -> Any:
         started = time.monotonic()
         candidates = self.candidates(capability)
+        deadline = self._deadline(started)
         slots = self._slots
         if slots is None:
-            return execute(build(), candidates, self.policy, self.registry,
+            return execute(build(deadline=deadline), candidates, self.policy, self.registry,
                            streaming=streaming, started=started)
         if not slots.acquire(self.policy.deadline):
             raise self._no_slot()
         try:
-            result = execute(build(), candidates, self.policy, self.registry,
+            result = execute(build(deadline=deadline), candidates, self.policy, self.registry,
                              streaming=streaming, started=started)
         except BaseException:
             slots.release()
@@ -134,7 +135,7 @@ class Router:
             slots.release()
         return result
 
-    async def _arun(self, capability: Capability, build: Callable[[], Job], *,
+    async def _arun(self, capability: Capability, build: Callable[..., Job], *,
                     streaming: bool = False) -> Any:
         started = time.monotonic()
         if self._registry is None and not registry_loaded():
@@ -162,17 +163,21 @@ class Router:
             slots.release()
         return result
 
-    def _left(self, started: float) -> float | None:
-        if self.policy.deadline is None:
-            return None
-        return self.policy.deadline - (time.monotonic() - started)
+    def _deadline(self, started: float) -> float | None:
+        return None if self.policy.deadline is None else started + self.policy.deadline
 
-    async def _abuild(self, build: Callable[[], Job], started: float) -> Job:
+    def _left(self, started: float) -> float | None:
+        deadline = self._deadline(started)
+        return None if deadline is None else deadline - time.monotonic()
+
+    async def _abuild(self, build: Callable[..., Job], started: float) -> Job:
         """Read and check the inputs: on the loop when they are small, else in a thread."""
+        deadline = self._deadline(started)
         if _light_inputs(build):
-            return build()
+            return build(deadline=deadline)
         try:
-            job: Job = await bounded(asyncio.to_thread(build), self._left(started))
+            job: Job = await bounded(asyncio.to_thread(build, deadline=deadline),
+                                     self._left(started))
             return job
         except TimeoutError:
             raise ProviderTimeoutError(f"The {self.policy.deadline}s deadline passed while "
@@ -230,7 +235,7 @@ class Router:
 def _generate_job(prompt: str, *, size: str | None = None, image: Any = None, mask: Any = None,
                   control_image: Any = None, reference_image: Any = None,
                   options: dict[str, Any] | None = None, progress: bool = False,
-                  **values: Any) -> Job:
+                  deadline: float | None = None, **values: Any) -> Job:
     request = validate_request(GenerateRequest, prompt=prompt, size=size,
                                options=_options(options), progress=progress, **values)
     if request.strength is not None and image is None:
@@ -238,7 +243,7 @@ def _generate_job(prompt: str, *, size: str | None = None, image: Any = None, ma
     if mask is not None and image is None:
         raise InvalidInputError("mask needs the image= it applies to (inpainting).")
     settings = get_settings()
-    media = {name: load_images(source, name=name, settings=settings)
+    media = {name: load_images(source, name=name, settings=settings, deadline=deadline)
              for name, source in (("image", image), ("mask", mask),
                                   ("control_image", control_image),
                                   ("reference_image", reference_image)) if source is not None}
@@ -250,7 +255,8 @@ def _generate_job(prompt: str, *, size: str | None = None, image: Any = None, ma
 
 def _understand_job(prompt: str, *, images: Any = None, video: Any = None,
                     frames: int | None = None, schema: type[BaseModel] | None = None,
-                    options: dict[str, Any] | None = None, **values: Any) -> Job:
+                    options: dict[str, Any] | None = None, deadline: float | None = None,
+                    **values: Any) -> Job:
     if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         raise InvalidInputError(f"schema must be a pydantic BaseModel subclass, got {schema!r}.")
     if frames is not None and video is None:
@@ -258,30 +264,28 @@ def _understand_job(prompt: str, *, images: Any = None, video: Any = None,
     request = validate_request(UnderstandRequest, prompt=prompt, frames=frames,
                                response_schema=schema, options=_options(options), **values)
     settings = get_settings()
-    loaded = load_images(images, name="images", settings=settings)
+    loaded = load_images(images, name="images", settings=settings, deadline=deadline)
     clip = load_video(video, settings) if video is not None else None
     return Job(Capability.UNDERSTAND, request, {"images": loaded}, clip)
 
 
 def _classify_job(image: Any, labels: Sequence[str], *, options: dict[str, Any] | None = None,
-                  **values: Any) -> Job:
+                  deadline: float | None = None, **values: Any) -> Job:
     if isinstance(labels, str):
         raise InvalidInputError("labels must be a list of strings, not one string.")
-    request = validate_request(ClassifyRequest, labels=list(labels), options=_options(options),
+    request = validate_request(ClassifyRequest, labels=labels, options=_options(options),
                                **values)
-    loaded = load_images(image, name="image", settings=get_settings())
+    loaded = load_images(image, name="image", settings=get_settings(), deadline=deadline)
     if not loaded:
         raise InvalidInputError("classify needs at least one image.")
     return Job(Capability.CLASSIFY, request, {"images": loaded})
 
 
 def _embed_job(*, images: Any = None, texts: Sequence[str] | str | None = None,
-               options: dict[str, Any] | None = None, **values: Any) -> Job:
-    if isinstance(texts, str):
-        texts = [texts]
-    request = validate_request(EmbedRequest, texts=list(texts or []), options=_options(options),
-                               **values)
-    loaded = load_images(images, name="images", settings=get_settings())
+               options: dict[str, Any] | None = None, deadline: float | None = None,
+               **values: Any) -> Job:
+    request = validate_request(EmbedRequest, texts=texts, options=_options(options), **values)
+    loaded = load_images(images, name="images", settings=get_settings(), deadline=deadline)
     if not loaded and not request.texts:
         raise InvalidInputError("embed needs images=, texts= or both.")
     return Job(Capability.EMBED, request, {"images": loaded})
