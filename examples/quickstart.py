@@ -29,7 +29,7 @@ def main() -> None:
     cli(["providers"])
 
     image = sample_image()
-    route = ["openai:gpt-4o", "anthropic", "gemini", "palette"]
+    route = ["openai:gpt-5.5", "anthropic", "gemini", "palette"]
     print(f"\n== understand, routed over {route} ==")
     answer = mmsdk.understand("Describe this image in one sentence.", images=[image],
                               provider=route)
@@ -40,7 +40,7 @@ def main() -> None:
 
     print("\n== classify ==")
     result = mmsdk.classify(image, labels=["blue", "yellow", "red"],
-                            provider=["openai:gpt-4o", "palette"])
+                            provider=["openai:gpt-5.5", "palette"])
     print(f"{result.provider}: top={result.top[0]} scores="
           + ", ".join(f"{label}={score:.2f}" for label, score in result.ranked))
 

@@ -67,7 +67,7 @@ def examples(out: Path) -> dict[str, tuple[str, Callable[[], str]]]:
         # GPT-4o visual reasoning on a chart.
         "gpt-4o-chart": ("cloud", lambda: mmsdk.understand(
             "Analyze this chart. What trends do you see?", images=[chart()],
-            provider="openai:gpt-4o", detail="high", max_tokens=1000).text),
+            provider="openai:gpt-5.5", detail="high", max_tokens=1000).text),
         # Gemini multi-image reasoning (through google-genai, not google-generativeai).
         "gemini-compare": ("cloud", lambda: mmsdk.understand(
             "Compare these two images and describe what changed:", images=[before, after],

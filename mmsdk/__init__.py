@@ -3,7 +3,7 @@
 Example:
     >>> import mmsdk
     >>> answer = mmsdk.understand("What is in this picture?", images=["photo.jpg"],
-    ...                           provider=["openai:gpt-4o", "local:llava"])
+    ...                           provider=["openai:gpt-5.5", "local:llava"])
     >>> answer.text
 
 Importing mmsdk is nearly free: names below load on first use, and no torch,
@@ -39,7 +39,7 @@ _LAZY = {
     "generate": "_api", "agenerate": "_api", "understand": "_api", "aunderstand": "_api",
     "classify": "_api", "aclassify": "_api", "embed": "_api", "aembed": "_api",
     "unload": "_api", "aunload": "_api", "Router": "_api",
-    "Policy": "_policy",
+    "Policy": "_policy", "ModelDeprecationWarning": "_clock",
     "configure": "_settings", "Settings": "_settings",
     "TextStream": "_stream", "AsyncTextStream": "_stream",
     "Attempt": "_types", "Capability": "_types", "ClassifyResult": "_types",
@@ -50,7 +50,7 @@ _LAZY = {
 __all__ = [
     "AllProvidersFailedError", "AsyncTextStream", "Attempt", "AuthenticationError", "CancelledError",
     "Capability", "CapabilityError", "ClassifyResult", "ContentPolicyError", "EmbedResult",
-    "GenerateResult", "InvalidInputError", "MMSDKError", "OutputValidationError", "Policy",
+    "GenerateResult", "InvalidInputError", "MMSDKError", "ModelDeprecationWarning", "OutputValidationError", "Policy",
     "ProviderConnectionError", "ProviderError", "ProviderServerError", "ProviderTimeoutError",
     "ProviderUnavailableError", "RateLimitError", "Router", "SentImage", "Settings",
     "TextStream", "UnderstandResult", "UnknownProviderError", "Usage", "__version__",
@@ -86,6 +86,7 @@ if TYPE_CHECKING:
         understand,
         unload,
     )
+    from ._clock import ModelDeprecationWarning
     from ._policy import Policy
     from ._settings import Settings, configure
     from ._stream import AsyncTextStream, TextStream

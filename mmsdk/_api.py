@@ -55,7 +55,7 @@ class Router:
         policy: retries, timeouts, ordering and privacy rules.
 
     Example:
-        >>> router = mmsdk.Router(["openai:gpt-4o", "local:llava"],
+        >>> router = mmsdk.Router(["openai:gpt-5.5", "local:llava"],
         ...                       policy=mmsdk.Policy(hedge_after=2.0))
         >>> router.understand("Describe", images=["photo.jpg"]).text
     """
@@ -356,7 +356,7 @@ def _router(provider: ProviderArg) -> Router:
     if isinstance(provider, Router):
         return provider
     if provider is not None and not isinstance(provider, (str, list, tuple)):
-        raise InvalidInputError("provider must be a string like 'openai:gpt-4o', a list of "
+        raise InvalidInputError("provider must be a string like 'openai:gpt-5.5', a list of "
                                 f"them, or a mmsdk.Router; got {type(provider).__name__}.")
     if isinstance(provider, str):
         router = _routers.get(provider)

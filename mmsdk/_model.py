@@ -40,7 +40,7 @@ class Model:
     """Base of every provider model object.
 
     Attributes:
-        provider: the full provider string, e.g. ``"openai:gpt-4o"``.
+        provider: the full provider string, e.g. ``"openai:gpt-5.5"``.
         info: the model's capability metadata.
     """
 

@@ -61,6 +61,8 @@ class ProviderSpec:
         description: one line for ``mmsdk providers``.
         retired: retired model names mapped to a message naming the successor.
         offer_as_default: whether ``provider=None`` may route to it.
+        deprecation: ``deprecation(model)`` -> a note for a model that still works but
+            has an announced end-of-life, else ``None`` (shown by ``mmsdk providers``).
     """
 
     name: str
@@ -71,6 +73,7 @@ class ProviderSpec:
     description: str = ""
     retired: Mapping[str, str] = field(default_factory=dict)
     offer_as_default: bool = True
+    deprecation: Callable[[str], str | None] | None = None
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -196,7 +199,7 @@ class Registry:
         """
         key = (text, capability)
         cached = self._resolved.get(key) if isinstance(text, str) else None
-        if cached is not None:
+        if cached is not None and cached.model not in cached.spec.retired:  # retired meanwhile
             return cached
         resolved = self._resolve(text, capability)
         if ":" in self.aliases.get(text.strip(), text):
@@ -215,7 +218,7 @@ class Registry:
     def _resolve(self, text: str, capability: Capability | None) -> Resolved:
         if not isinstance(text, str) or not text.strip():
             raise UnknownProviderError(f"A provider must be a non-empty string like "
-                                       f"'openai:gpt-4o', got {text!r}.")
+                                       f"'openai:gpt-5.5', got {text!r}.")
         original = text.strip()
         target = self.aliases.get(original, original)
         name, _, model = target.partition(":")
