@@ -26,7 +26,7 @@ def test_quickstart_falls_back_to_a_usable_provider(tmp_path: Path) -> None:
     pytest.importorskip("mmsdk_palette", reason="installed by the development install")
     output = run("quickstart.py", cwd=tmp_path)
     assert "answer from palette:basic: image 1: 256x160" in output
-    assert "openai:gpt-4o" in output and "skipped" in output
+    assert "openai:gpt-5.5" in output and "skipped" in output
     assert "top=blue" in output
 
 
