@@ -49,12 +49,14 @@ class Media:
     uri: str | None = None
     upload: bool = False
     key: str = ""
+    video: Any = None  # the core's VideoInput: reads only a regular file, capped
 
     def read(self) -> bytes:
         if self.data is not None:
             return self.data
-        assert self.path is not None
-        return self.path.read_bytes()
+        assert self.video is not None
+        data: bytes = self.video.read_bytes()
+        return data
 
     def source(self) -> Any:
         """What ``files.upload`` takes: the path, or a seekable binary stream."""
@@ -103,7 +105,7 @@ def plan(images: list[PreparedImage], video: VideoInput | None, text: str, limit
                            key="sha256:" + hashlib.sha256(data).hexdigest()))
     if video is not None:
         stat = video.path.stat()
-        media.append(Media(video.mime_type, video.size, path=video.path,
+        media.append(Media(video.mime_type, video.size, path=video.path, video=video,
                            key=f"path:{video.path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"))
     total = len(text.encode()) + sum(_b64(item.size) for item in media)
     for item in sorted(media, key=lambda m: m.size, reverse=True):

@@ -73,7 +73,7 @@ def edit_files(request: GenerateRequest) -> dict[str, Any]:
     assert request.image is not None
     files: dict[str, Any] = {"image": _file("image", request.image)}
     if request.mask is not None:
-        files["mask"] = ("mask.png", mask_png(request.mask.image, request.image.image.size),
+        files["mask"] = ("mask.png", mask_png(request.mask.image, (request.image.sent.width, request.image.sent.height)),
                          "image/png")
     return files
 
