@@ -3,7 +3,7 @@
 Mapping (first match wins)::
 
     mmsdk errors                       unchanged
-    _Stopped (step callback)           GenerationCancelledError / ProviderTimeoutError
+    Stopped (step callback)            GenerationCancelledError / ProviderTimeoutError
     ImportError                        ProviderUnavailableError (pip install ...)
     hub: gated repo                    ProviderUnavailableError (accept licence, log in)
     hub: not found / not cached        ProviderUnavailableError (download or point at a folder)
@@ -41,7 +41,8 @@ _PACKAGE_FIX = {"cv2": "pip install opencv-python-headless",
 
 
 class GenerationCancelledError(CancelledError):
-    """A generation was cancelled through its ``options={"cancel_event": event}``.
+    """A generation was cancelled: by routing (``request.cancel``: a cancelled
+    ``await``, a lost hedge) or through ``options={"cancel_event": event}``.
 
     A :class:`mmsdk.CancelledError`, so routing neither retries it nor falls
     back to another provider: the caller asked to stop.

@@ -11,10 +11,17 @@ IP-Adapter with ``set_ip_adapter_scale``, ``options["lora"]``/``["lora_scale"]``
 pipeline's own defaults, except what a distilled checkpoint needs (Flux
 schnell: 4 steps, guidance 0; SD-Turbo: 1 step, guidance 0).
 
-Cancel a running call with ``options={"cancel_event": event}`` and
-``event.set()`` from another thread: the denoising loop stops at the next step
-and :class:`GenerationCancelledError` is raised. ``request.timeout`` (from
-``Policy(timeout=...)``) is checked at every step the same way.
+Bounds: ``Policy(timeout=...)`` counts from the start of the attempt
+(``request.deadline``), so waiting for a busy pipeline and loading it count
+too; a call queued behind a busy pipeline fails with
+:class:`ProviderTimeoutError` when its time is up. Cancelling (routing's
+``request.cancel``: a cancelled ``await``, a lost hedge; or
+``options={"cancel_event": event}`` set from another thread) stops the
+denoising loop at the next step with :class:`GenerationCancelledError`.
+
+Steps a scheduler cannot run (more than its training schedule allows, or so
+few that ``strength`` leaves none) are an :class:`InvalidInputError` before
+the first step.
 """
 
 from __future__ import annotations
@@ -22,11 +29,11 @@ from __future__ import annotations
 import inspect
 import math
 import secrets
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from mmsdk.plugin import (
+    CancelledError,
     CapabilityError,
     Generate,
     GenerateRequest,
@@ -38,20 +45,27 @@ from mmsdk.plugin import (
 )
 
 from ._errors import GenerationCancelledError, Stopped, mapped_errors
+from ._pipelines import OWN_CONTROLNET
 from ._source import parse_source
 
 __all__ = ["DiffusersModel"]
 
 
-_PARAMS: dict[type[Any], frozenset[str]] = {}
+_PARAMS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _call_defaults(cls: type[Any]) -> dict[str, Any]:
+    """The keyword arguments a pipeline class's ``__call__`` takes, with defaults (memoised)."""
+    params = _PARAMS.get(cls)
+    if params is None:
+        params = _PARAMS[cls] = {name: param.default for name, param in
+                                 inspect.signature(cls.__call__).parameters.items()}
+    return params
 
 
 def _call_params(cls: type[Any]) -> frozenset[str]:
-    """The keyword arguments a pipeline class's ``__call__`` takes (memoised)."""
-    params = _PARAMS.get(cls)
-    if params is None:
-        params = _PARAMS[cls] = frozenset(inspect.signature(cls.__call__).parameters)
-    return params
+    """The keyword arguments a pipeline class's ``__call__`` takes."""
+    return frozenset(_call_defaults(cls))
 
 
 def _cancel_event(options: Mapping[str, Any]) -> Any:
@@ -89,7 +103,7 @@ class DiffusersModel(Generate):
         self._family: str | None = None
 
     # -- loading -----------------------------------------------------------------
-    def _loaded(self, options: Mapping[str, Any]) -> Any:
+    def _loaded(self, options: Mapping[str, Any], request: GenerateRequest | None = None) -> Any:
         from ._pipelines import CACHE, detect_family
         from ._runtime import load_settings
 
@@ -98,7 +112,9 @@ class DiffusersModel(Generate):
             if family != "other":  # known for good; "other" may be a not-yet-fetched index
                 self._family = family
             settings = load_settings(self.source.location, family, options)
-            return CACHE.get(self.source, settings)
+            # waiting for another call's load of the same weights counts against the timeout
+            hold = (lambda lock: request.holding(lock, self.provider)) if request else None
+            return CACHE.get(self.source, settings, hold=hold)
 
     def pipeline(self, options: Mapping[str, Any] | None = None) -> Any:
         """The loaded diffusers pipeline (as ``model_index.json`` names it), for direct use.
@@ -117,10 +133,18 @@ class DiffusersModel(Generate):
 
     # -- generating --------------------------------------------------------------
     def generate(self, request: GenerateRequest) -> GenerateResult:
-        started = time.monotonic()
-        deadline = started + request.timeout if request.timeout else None
+        try:
+            return self._generate(request)
+        except CancelledError as exc:  # one type for every way of cancelling a generation
+            if isinstance(exc, GenerationCancelledError):
+                raise
+            raise GenerationCancelledError(exc.message, provider=self.provider) from None
+
+    def _generate(self, request: GenerateRequest) -> GenerateResult:
+        from ._bounds import bounded
+
+        request = bounded(request, _cancel_event(request.options))
         options = request.options
-        cancel = _cancel_event(options)
         _check_pairs(request)
         if request.scheduler:
             from ._schedulers import resolve_scheduler
@@ -129,20 +153,25 @@ class DiffusersModel(Generate):
         from ._lora import lora_spec
 
         lora = lora_spec(options)  # a bad lora path fails before any loading too
+        self._raise_if_stopped(request, "before it started")
         while True:
-            entry = self._loaded(options)
-            wait = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            if not entry.lock.acquire(timeout=wait):
-                raise ProviderTimeoutError(f"{self.provider} was busy with other calls past the "
-                                           "timeout.", provider=self.provider)
-            try:
+            entry = self._loaded(options, request)
+            request.raise_if_stopped(self.provider, "loading the model")
+            with request.holding(entry.lock, self.provider):
                 if entry.pipe is not None:  # else: evicted meanwhile, load again
-                    return self._run(entry, request, cancel, deadline, lora)
-            finally:
-                entry.lock.release()
+                    return self._run(entry, request, lora)
 
-    def _run(self, entry: Any, request: GenerateRequest, cancel: Any,
-             deadline: float | None, lora: Any) -> GenerateResult:
+    def _raise_if_stopped(self, request: GenerateRequest, when: str) -> None:
+        reason = request.stop_reason()
+        if reason == "cancelled":
+            raise GenerationCancelledError(f"{self.provider}: generation cancelled {when}.",
+                                           provider=self.provider)
+        if reason == "timeout":
+            raise ProviderTimeoutError(f"{self.provider} ran past its {request.timeout}s timeout "
+                                       f"{when}; raise Policy(timeout=...).",
+                                       provider=self.provider)
+
+    def _run(self, entry: Any, request: GenerateRequest, lora: Any) -> GenerateResult:
         """One pipeline call; ``entry.lock`` is held."""
         from ._control import controlnet_source, prepare_control_image
         from ._ip_adapter import apply_ip_adapter, ip_adapter_spec
@@ -153,10 +182,14 @@ class DiffusersModel(Generate):
             "img2img" if request.image is not None else "text2img"
         controlnet = control_key = None
         if request.control_image is not None:
-            cn_source = controlnet_source(entry.family, request.control_type,
-                                          options.get("controlnet"))
-            with mapped_errors(self.provider, cn_source, loading=True):
-                controlnet, control_key = entry.controlnet(cn_source), cn_source.location
+            own = getattr(entry.pipe, "controlnet", None)
+            if own is not None and not options.get("controlnet"):
+                controlnet, control_key = own, OWN_CONTROLNET  # the folder is a ControlNet pipeline
+            else:
+                cn_source = controlnet_source(entry.family, request.control_type,
+                                              options.get("controlnet"))
+                with mapped_errors(self.provider, cn_source, loading=True):
+                    controlnet, control_key = entry.controlnet(cn_source), cn_source.location
         with mapped_errors(self.provider, self.source, loading=True):
             pipe = entry.task_pipe(task, controlnet, control_key)
         spec = ip_adapter_spec(entry.family, options.get("ip_adapter")) \
@@ -172,12 +205,11 @@ class DiffusersModel(Generate):
                                             request.control_type) \
                 if request.control_image is not None else None
             kwargs, seed, notes = _call_kwargs(pipe, entry, request, control)
-            if cancel is not None or deadline is not None:
-                kwargs.update(_stopper(pipe, cancel, deadline, notes))
-            if cancel is not None and cancel.is_set():
-                raise GenerationCancelledError(f"{self.provider}: generation cancelled before "
-                                               "it started.", provider=self.provider)
             scheduler = _scheduler(request.scheduler, entry, pipe)
+            _check_steps(entry, request, scheduler, kwargs.get("num_inference_steps"))
+            if request.cancel is not None or request.deadline is not None:
+                kwargs.update(_stopper(pipe, request, notes))
+            self._raise_if_stopped(request, "before it started")
             if scheduler is not pipe.scheduler:
                 pipe.scheduler = scheduler
             pipe.set_progress_bar_config(disable=not request.progress)
@@ -207,23 +239,62 @@ def _scheduler(name: str | None, entry: Any, pipe: Any) -> Any:
     return scheduler
 
 
-def _stopper(pipe: Any, cancel: Any, deadline: float | None, notes: list[str]
-             ) -> dict[str, Any]:
+def _check_steps(entry: Any, request: GenerateRequest, scheduler: Any, steps: int | None) -> None:
+    """Steps the scheduler cannot run are the caller's mistake, found before the first step.
+
+    A schedule with more steps than its checkpoint's training timesteps allow
+    fails deep inside diffusers (an ``IndexError`` at the first or the *last*
+    step, or NaN images); the scheduler is tried on a one-pixel sample first,
+    once per scheduler and step count.
+    """
+    if request.steps is None or steps is None:
+        return  # the checkpoint's own default works
+    key = (request.scheduler, steps)
+    if key not in entry.step_checks:
+        from ._schedulers import dry_run
+
+        entry.step_checks[key] = dry_run(scheduler, steps)
+    problem = entry.step_checks[key]
+    if problem:
+        raise InvalidInputError(f"steps={steps} is more than {type(scheduler).__name__} can run "
+                                f"on this checkpoint ({problem}); ask for fewer steps or another "
+                                "scheduler=.")
+
+
+def _stopper(pipe: Any, request: GenerateRequest, notes: list[str]) -> dict[str, Any]:
     """A step callback that stops the loop on cancel or timeout, where the pipeline has one."""
     if "callback_on_step_end" not in _call_params(type(pipe)):
-        notes.append(f"{type(pipe).__name__} has no step callback: cancel_event and timeout "
-                     "are only checked before it starts")
+        notes.append(f"{type(pipe).__name__} has no step callback: cancel and timeout are only "
+                     "checked before it starts")
         return {}
 
     def on_step_end(_pipe: Any, step: int, _timestep: Any,
                     tensors: dict[str, Any]) -> dict[str, Any]:
-        if cancel is not None and cancel.is_set():
-            raise Stopped("cancelled", step + 1)
-        if deadline is not None and time.monotonic() > deadline:
-            raise Stopped("timeout", step + 1)
+        reason = request.stop_reason()
+        if reason is not None:
+            raise Stopped(reason, step + 1)
         return tensors
 
     return {"callback_on_step_end": on_step_end}
+
+
+def _denoising_steps(pipe: Any, steps: int, strength: float) -> int:
+    """How many steps img2img / inpainting runs for *steps* at *strength*.
+
+    Flux pipelines keep the fraction (at least one step); the Stable Diffusion
+    ones truncate ``steps * strength`` to an integer.
+    """
+    if type(pipe).__name__.startswith("Flux"):
+        return steps - int(max(steps - steps * strength, 0))
+    return min(int(steps * strength), steps)
+
+
+def _fewest_steps(pipe: Any, strength: float) -> int:
+    """The smallest step count that leaves *strength* at least one denoising step."""
+    steps = max(1, math.ceil(1 / strength))
+    while _denoising_steps(pipe, steps, strength) < 1:  # float rounding: 3 * 0.3333 < 1
+        steps += 1
+    return steps
 
 
 def _call_kwargs(pipe: Any, entry: Any, request: GenerateRequest, control: Any
@@ -243,9 +314,18 @@ def _call_kwargs(pipe: Any, entry: Any, request: GenerateRequest, control: Any
 
     defaults = entry.defaults
     steps = request.steps if request.steps is not None else defaults.get("num_inference_steps")
-    if request.steps is None and steps and request.strength:
-        # a distilled default (1 step) times strength must still leave one step to run
-        steps = max(steps, math.ceil(1 / request.strength))
+    strength = request.strength if request.strength is not None else \
+        _call_defaults(type(pipe)).get("strength") if request.image is not None else None
+    if isinstance(strength, float) and strength > 0:
+        if request.steps is None and steps:
+            # a distilled default (1 step) times strength must still leave one step to run
+            steps = max(steps, _fewest_steps(pipe, strength))
+        ran = steps if steps is not None else _call_defaults(type(pipe)).get("num_inference_steps")
+        if isinstance(ran, int) and _denoising_steps(pipe, ran, strength) < 1:
+            raise InvalidInputError(
+                f"steps={ran} at strength={strength} leaves no denoising step ({name} runs "
+                f"steps x strength of them); ask for steps={_fewest_steps(pipe, strength)} or "
+                "more, or a higher strength.")
     guidance = request.guidance if request.guidance is not None else \
         defaults.get("guidance_scale")
     if request.negative_prompt is not None:

@@ -23,6 +23,8 @@ import gc
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +32,7 @@ from ._presets import call_defaults, family_of
 from ._runtime import LoadSettings, dtype_kwarg
 from ._source import Source, hub_cache_dir, local_files_only, read_json
 
-__all__ = ["CACHE", "Loaded", "PipelineCache", "detect_family", "load_pipeline"]
+__all__ = ["CACHE", "OWN_CONTROLNET", "Loaded", "PipelineCache", "detect_family", "load_pipeline"]
 
 TASKS = ("text2img", "img2img", "inpaint")
 _AUTO_CLASS = {"text2img": "AutoPipelineForText2Image", "img2img": "AutoPipelineForImage2Image",
@@ -39,13 +41,15 @@ _AUTO_MAPPING = {"text2img": "AUTO_TEXT2IMAGE_PIPELINES_MAPPING",
                  "img2img": "AUTO_IMAGE2IMAGE_PIPELINES_MAPPING",
                  "inpaint": "AUTO_INPAINT_PIPELINES_MAPPING"}
 MAX_CONTROLNETS = 2
+OWN_CONTROLNET = "<the checkpoint's own ControlNet>"
+"""The key of pipelines derived with the ControlNet a ControlNet pipeline folder ships."""
 
 
 def _is_task_pipeline(cls: type[Any], task: str) -> bool:
     from diffusers.pipelines import auto_pipeline
 
     mapping = getattr(auto_pipeline, _AUTO_MAPPING[task], {})
-    return cls in mapping.values() and "ControlNet" not in cls.__name__
+    return cls in mapping.values()
 
 
 @dataclass(eq=False)
@@ -70,6 +74,8 @@ class Loaded:
             config. Reusing one is as safe as diffusers' own reuse of the checkpoint's
             scheduler: ``set_timesteps`` resets its state at the start of every call,
             and :attr:`lock` keeps calls apart.
+        step_checks: ``(scheduler name, steps)`` -> why that schedule cannot run
+            (``None``: it can), found once by a dry run.
     """
 
     settings: LoadSettings
@@ -85,6 +91,7 @@ class Loaded:
     ip_adapter_scale: float | None = None
     loras: OrderedDict[str, str] = field(default_factory=OrderedDict)
     schedulers: dict[str, Any] = field(default_factory=dict)
+    step_checks: dict[tuple[str | None, int], str | None] = field(default_factory=dict)
 
     @property
     def generator_device(self) -> str:
@@ -99,9 +106,12 @@ class Loaded:
                   ) -> Any:
         """The pipeline for *task* (optionally with a ControlNet), built once with ``from_pipe``.
 
+        A checkpoint that is itself a ControlNet pipeline serves its own task with
+        its own ControlNet as it is, and the other tasks with or without it.
         Call with :attr:`lock` held.
         """
-        if controlnet is None and _is_task_pipeline(type(self.pipe), task):
+        own = getattr(self.pipe, "controlnet", None)
+        if controlnet is own and _is_task_pipeline(type(self.pipe), task):
             return self.pipe
         key = (task, controlnet_key)
         pipe = self.derived.get(key)
@@ -109,7 +119,9 @@ class Loaded:
             import diffusers
 
             auto = getattr(diffusers, _AUTO_CLASS[task])
-            extra = {"controlnet": controlnet} if controlnet is not None else {}
+            # from_pipe keeps a ControlNet pipeline's ControlNet unless told None
+            extra = {"controlnet": controlnet} if controlnet is not None or own is not None \
+                else {}
             pipe = auto.from_pipe(self.pipe, **extra)
             if self.settings.cpu_offload:
                 pipe.enable_model_cpu_offload(device=self.settings.device)
@@ -148,6 +160,7 @@ class Loaded:
             self.derived.clear()
             self.controlnets.clear()
             self.schedulers.clear()
+            self.step_checks.clear()
             self.loras.clear()
             self.pipe = None
             self.scheduler = None
@@ -229,14 +242,22 @@ class PipelineCache:
             self._entries.move_to_end(settings)
         return entry
 
-    def get(self, source: Source, settings: LoadSettings) -> Loaded:
-        """The loaded pipeline for *settings*, loading it (once, even under concurrency)."""
+    def get(self, source: Source, settings: LoadSettings,
+            hold: Callable[[threading.Lock], AbstractContextManager[Any]] | None = None) -> Loaded:
+        """The loaded pipeline for *settings*, loading it (once, even under concurrency).
+
+        Args:
+            source: where the weights are.
+            settings: how to load them (the cache key).
+            hold: how to wait for another call loading the same key (default: as long
+                as it takes); a request's ``holding`` gives up at its deadline.
+        """
         with self._lock:
             entry = self._hit(settings)
             if entry is not None:
                 return entry
             key_lock = self._loading.setdefault(settings, threading.Lock())
-        with key_lock:
+        with hold(key_lock) if hold is not None else key_lock:
             with self._lock:
                 entry = self._hit(settings)
                 if entry is not None:
