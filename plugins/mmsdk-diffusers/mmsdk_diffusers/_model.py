@@ -5,7 +5,10 @@ Mapping: ``steps`` -> ``num_inference_steps``, ``guidance`` -> ``guidance_scale`
 (a random seed is drawn and reported in ``result.seed`` when none is given),
 ``image``/``strength`` -> img2img, ``image``/``mask`` -> inpainting,
 ``control_image``/``control_scale`` -> a ControlNet pipeline with
-``controlnet_conditioning_scale``, ``reference_image``/``reference_scale`` ->
+``controlnet_conditioning_scale`` (a checkpoint that is itself a ControlNet
+pipeline, its ``model_index.json`` naming a ``controlnet``, uses its own unless
+``options["controlnet"]`` names another; ``control_type`` then only says how to
+prepare the image), ``reference_image``/``reference_scale`` ->
 IP-Adapter with ``set_ip_adapter_scale``, ``options["lora"]``/``["lora_scale"]`` ->
 ``load_lora_weights`` (once) and ``set_adapters``. Parameters left ``None`` keep the
 pipeline's own defaults, except what a distilled checkpoint needs (Flux

@@ -69,6 +69,8 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
              "flux": _tiny.build_flux(root / "flux")}
     found["controlnet_sd15"] = _tiny.build_controlnet(found["sd15"], root / "controlnet_sd15")
     found["controlnet_sdxl"] = _tiny.build_controlnet(found["sdxl"], root / "controlnet_sdxl")
+    found["controlnet_pipeline"] = _tiny.build_controlnet_pipeline(
+        found["sd15"], found["controlnet_sd15"], root / "controlnet_pipeline")
     ip_adapter = _tiny.build_ip_adapter(found["sd15"], root / "ip_adapter")
     found["ip_adapter"] = _tiny.build_ip_adapter(found["sdxl"], ip_adapter, sdxl=True)
     return found

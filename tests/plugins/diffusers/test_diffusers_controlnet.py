@@ -103,6 +103,45 @@ def test_controlnet_pipeline_reuses_the_base_components(provider: Callable[[str]
     assert pipe.unet is base.unet and pipe.vae is base.vae
 
 
+def test_a_controlnet_pipeline_folder_uses_its_own_controlnet(checkpoints: dict[str, Path],
+                                                              provider: Callable[[str], str],
+                                                              raw: Callable[[str], Any]) -> None:
+    """A folder whose model_index.json names a controlnet needs no control_type."""
+    def make(control: Image.Image) -> np.ndarray:
+        return pixels(mmsdk.generate(PROMPT, provider=provider("controlnet_pipeline"),
+                                     control_image=control, control_scale=0.7, steps=2, seed=4,
+                                     **SIZE).images[0])
+
+    expected = raw("controlnet_pipeline")(PROMPT, image=_edges().convert("RGB"),
+                                          num_inference_steps=2,
+                                          controlnet_conditioning_scale=0.7,
+                                          generator=generator(4), **SIZE).images[0]
+    assert np.array_equal(make(_edges()), pixels(expected))
+    assert not np.array_equal(make(_edges()), make(_edges(1)))  # the control image steers it
+
+
+def test_a_controlnet_pipeline_folder_runs_img2img_with_its_controlnet(
+        provider: Callable[[str], str], raw: Callable[[str], Any]) -> None:
+    from diffusers import AutoPipelineForImage2Image
+
+    result = mmsdk.generate(PROMPT, provider=provider("controlnet_pipeline"), image=photo(1),
+                            strength=0.5, control_image=_edges(), steps=2, seed=5)
+    pipe = AutoPipelineForImage2Image.from_pipe(raw("controlnet_pipeline"))
+    expected = pipe(PROMPT, image=photo(1), control_image=_edges().convert("RGB"), strength=0.5,
+                    num_inference_steps=2, generator=generator(5)).images[0]
+    assert type(pipe).__name__ == "StableDiffusionControlNetImg2ImgPipeline"
+    assert np.array_equal(pixels(result.images[0]), pixels(expected))
+
+
+def test_a_controlnet_pipeline_folder_without_control_image_runs_plain_text2img(
+        provider: Callable[[str], str], raw: Callable[[str], Any]) -> None:
+    result = mmsdk.generate(PROMPT, provider=provider("controlnet_pipeline"), steps=2, seed=6,
+                            **SIZE)
+    expected = raw("sd15")(PROMPT, num_inference_steps=2, generator=generator(6),
+                           **SIZE).images[0]  # the same base components, no ControlNet
+    assert np.array_equal(pixels(result.images[0]), pixels(expected))
+
+
 @pytest.mark.parametrize("picture, expected", [
     (_edges(), True),
     (_edges().convert("RGB"), True),

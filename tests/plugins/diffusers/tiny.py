@@ -22,6 +22,7 @@ from PIL import Image
 
 __all__ = [
     "build_controlnet",
+    "build_controlnet_pipeline",
     "build_flux",
     "build_ip_adapter",
     "build_lora",
@@ -189,6 +190,22 @@ def build_controlnet(base: Path, folder: Path, seed: int = 0) -> Path:
             if "controlnet_" in name or "conv_out" in name:
                 param.normal_(0.0, 0.5)
     controlnet.save_pretrained(folder)
+    return folder
+
+
+def build_controlnet_pipeline(base: Path, controlnet: Path, folder: Path) -> Path:
+    """Save *base*'s components plus *controlnet* as one ``StableDiffusionControlNetPipeline``.
+
+    Its ``model_index.json`` names a ``controlnet``, like the hub's merged
+    ControlNet checkpoints.
+    """
+    from diffusers import ControlNetModel, StableDiffusionControlNetPipeline, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(base)
+    merged = StableDiffusionControlNetPipeline(
+        **{name: module for name, module in pipe.components.items()},
+        controlnet=ControlNetModel.from_pretrained(controlnet), requires_safety_checker=False)
+    merged.save_pretrained(folder)
     return folder
 
 
