@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import mmsdk
 from mmsdk._fetch import check_address, fetch_url
 from mmsdk._media import load_image, load_images
 from mmsdk._settings import Settings
+from mmsdk.testing import TestProvider
 
 ALLOW = Settings(allow_private_urls=True)
 
@@ -265,3 +267,19 @@ def test_no_error_names_the_url_password(loopback: LoopbackServer, settings: Set
     for error in _chain(info.value):
         assert "s3cr3t-pw" not in f"{error} {error!r} {error.args}"
     assert "***@" in str(info.value) or "not a valid URL" in str(info.value)
+
+
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_policy_deadline_covers_fetching_url_inputs(drip: _Drip, monkeypatch: pytest.MonkeyPatch,
+                                                    run_async: bool) -> None:
+    monkeypatch.setattr(mmsdk._settings, "_settings", Settings(allow_private_urls=True))
+    router = mmsdk.Router("deadline:m", mmsdk.Policy(deadline=0.5))
+    began = time.monotonic()
+    with TestProvider("deadline") as provider, pytest.raises(mmsdk.ProviderTimeoutError,
+                                                             match="deadline"):
+        if run_async:
+            asyncio.run(router.aunderstand("x", images=[drip.url]))
+        else:
+            router.understand("x", images=[drip.url])
+    assert time.monotonic() - began < 0.5 + 5  # the 30 s url_total_timeout never came into it
+    assert provider.calls == []
