@@ -1,6 +1,7 @@
 """What mmsdk adds on top of the raw openai SDK, measured against a loopback server.
 
-The same chat call is made through ``mmsdk`` (``provider="openai:gpt-4.1"``) and
+The same chat call is made through ``mmsdk`` (``provider="openai:MODEL"``, MODEL being the
+openai plugin's current default understand model, which the server echoes) and
 through ``openai.OpenAI`` / ``AsyncOpenAI`` directly, interleaved call by call
 (the order alternates, so drift hits both alike), against a minimal
 OpenAI-shaped HTTP server running in a child process (its own interpreter, so
@@ -18,50 +19,88 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import json
 import multiprocessing
 import os
 import pstats
+import re
 import statistics
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-MODEL = "gpt-4.1"
 PROMPT = "Describe the chart in one sentence."
 ANSWER = "Sales rise steadily from January to June."
 
 
+def default_model() -> str:
+    """The openai plugin's current default understand model (sent explicitly, echoed back)."""
+    from mmsdk_openai._config import DEFAULT_MODELS
+
+    from mmsdk import Capability
+
+    return DEFAULT_MODELS[Capability.UNDERSTAND]
+
+
 # -- the server (child process) ----------------------------------------------------
-def _payloads() -> tuple[bytes, bytes]:
+@functools.lru_cache(maxsize=16)
+def _payloads(model: str) -> tuple[bytes, bytes]:
     usage = {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}
-    whole = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": MODEL,
+    whole = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
              "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                           "message": {"role": "assistant", "content": ANSWER,
                                       "refusal": None}}], "usage": usage}
     chunks = [{"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
-               "model": MODEL, "choices": [{"index": 0, "finish_reason": None,
+               "model": model, "choices": [{"index": 0, "finish_reason": None,
                                             "delta": {"content": word + " "}}]}
               for word in ANSWER.split()]
     chunks.append({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
-                   "model": MODEL, "choices": [], "usage": usage})
+                   "model": model, "choices": [], "usage": usage})
     sse = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
     return json.dumps(whole).encode(), sse.encode()
 
 
+_MODEL_VALUE = re.compile(rb'\s*:\s*"([^"]{1,200})"')
+_TRUE_VALUE = re.compile(rb"\s*:\s*true")
+
+
+def _field(body: bytes, key: bytes, value: re.Pattern[bytes]) -> re.Match[bytes] | None:
+    """*key*'s value in a JSON body, looked up in its first and last 4 KiB only.
+
+    The settings (model, stream) sit before or after the messages, never inside a
+    2 MB base64 image: scanning all of it would cost ~0.5 ms per request.
+    """
+    for start in (max(0, len(body) - 4096), 0):
+        at = body.find(key, start, start + 4096 if start == 0 else len(body))
+        if at >= 0:
+            return value.match(body, at + len(key))
+    return None
+
+
 class _Handler(BaseHTTPRequestHandler):
+    """Answers any POST as a chat completion (SSE when asked to stream), echoing the model.
+
+    Cheap on large bodies (a 2 MB image body is only scanned, never parsed), so the
+    server's own time stays small next to either client's.
+    """
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # else keep-alive replies wait ~40 ms for delayed ACKs
-    whole, sse = _payloads()
+    received: Any = None  # shared counter: size of the last request body
 
     def log_message(self, *args: Any) -> None:
         pass
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        streaming = b'"stream":true' in body.replace(b" ", b"")
-        payload = self.sse if streaming else self.whole
+        if self.received is not None:
+            self.received.value = len(body)
+        found = _field(body, b'"model"', _MODEL_VALUE)
+        whole, sse = _payloads(found.group(1).decode() if found else "unknown")
+        streaming = _field(body, b'"stream"', _TRUE_VALUE) is not None
+        payload = sse if streaming else whole
         self.send_response(200)
         self.send_header("content-type", "text/event-stream" if streaming
                          else "application/json")
@@ -70,10 +109,31 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-def _serve(port: Any) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # 32-way bursts must not overflow the listen backlog
+
+
+def _serve(port: Any, received: Any) -> None:
+    _Handler.received = received
+    server = _Server(("127.0.0.1", 0), _Handler)
     port.value = server.server_address[1]
     server.serve_forever()
+
+
+def start_server() -> tuple[multiprocessing.Process, str, Any]:
+    """Start the loopback server in a child process (its own interpreter and GIL).
+
+    Returns the process, its ``/v1`` base URL, and a shared integer holding the
+    size in bytes of the last request body it received.
+    """
+    port = multiprocessing.Value("i", 0)
+    received = multiprocessing.RawValue("q", 0)
+    server = multiprocessing.Process(target=_serve, args=(port, received), daemon=True)
+    server.start()
+    while not port.value:
+        time.sleep(0.01)
+    return server, f"http://127.0.0.1:{port.value}/v1", received
 
 
 # -- measuring -------------------------------------------------------------------------
@@ -118,12 +178,7 @@ def main() -> None:
     args = parser.parse_args()
     calls, warmup = args.calls, 30
 
-    port = multiprocessing.Value("i", 0)
-    server = multiprocessing.Process(target=_serve, args=(port,), daemon=True)
-    server.start()
-    while not port.value:
-        time.sleep(0.01)
-    base_url = f"http://127.0.0.1:{port.value}/v1"
+    server, base_url, _ = start_server()
     os.environ["OPENAI_API_KEY"] = "sk-bench-0000000000000000"
     os.environ["OPENAI_BASE_URL"] = base_url
 
@@ -131,15 +186,16 @@ def main() -> None:
 
     import mmsdk
 
+    model_name = default_model()
     raw = openai.OpenAI(max_retries=0)
     araw = openai.AsyncOpenAI(max_retries=0)
-    provider = f"openai:{MODEL}"
+    provider = f"openai:{model_name}"
     messages = [{"role": "user", "content": PROMPT}]
     rows: list[tuple[str, list[float], list[float]]] = []
 
     # sync
     def raw_sync() -> str:
-        return raw.chat.completions.create(model=MODEL, messages=messages).choices[0]\
+        return raw.chat.completions.create(model=model_name, messages=messages).choices[0]\
             .message.content or ""
 
     def mm_sync() -> str:
@@ -152,7 +208,7 @@ def main() -> None:
     # streamed: time to first chunk (the rest is drained, untimed)
     def raw_first() -> float:
         started = time.perf_counter()
-        stream = raw.chat.completions.create(model=MODEL, messages=messages, stream=True,
+        stream = raw.chat.completions.create(model=model_name, messages=messages, stream=True,
                                              stream_options={"include_usage": True})
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -178,7 +234,7 @@ def main() -> None:
     async def async_rows() -> None:
         async def raw_async() -> float:
             started = time.perf_counter()
-            await araw.chat.completions.create(model=MODEL, messages=messages)
+            await araw.chat.completions.create(model=model_name, messages=messages)
             return time.perf_counter() - started
 
         async def mm_async() -> float:

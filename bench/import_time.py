@@ -18,6 +18,9 @@ CASES = {
     "python -c pass": "pass",
     "import mmsdk": "import mmsdk",
     "import mmsdk + first call setup": "import mmsdk; mmsdk.Router",
+    # What a first call pays before any SDK import: every plugin's registration.
+    "import mmsdk + plugins registered":
+        "import mmsdk; from mmsdk._registry import get_registry; get_registry()",
     "import openai": "import openai",
     "import anthropic": "import anthropic",
 }
