@@ -20,6 +20,7 @@ from ._errors import (
     AuthenticationError,
     CancelledError,
     CapabilityError,
+    CircuitOpenError,
     ContentPolicyError,
     InvalidInputError,
     MMSDKError,
@@ -38,7 +39,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "generate": "_api", "agenerate": "_api", "understand": "_api", "aunderstand": "_api",
     "classify": "_api", "aclassify": "_api", "embed": "_api", "aembed": "_api",
-    "unload": "_api", "aunload": "_api", "Router": "_api",
+    "unload": "_api", "aunload": "_api", "Router": "_api", "health": "_api",
+    "reset_health": "_health", "ProviderHealth": "_health",
     "Policy": "_policy", "ModelDeprecationWarning": "_clock",
     "configure": "_settings", "Settings": "_settings",
     "TextStream": "_stream", "AsyncTextStream": "_stream",
@@ -48,14 +50,15 @@ _LAZY = {
 }
 
 __all__ = [
-    "AllProvidersFailedError", "AsyncTextStream", "Attempt", "AuthenticationError", "CancelledError",
-    "Capability", "CapabilityError", "ClassifyResult", "ContentPolicyError", "EmbedResult",
-    "GenerateResult", "InvalidInputError", "MMSDKError", "ModelDeprecationWarning", "OutputValidationError", "Policy",
-    "ProviderConnectionError", "ProviderError", "ProviderServerError", "ProviderTimeoutError",
-    "ProviderUnavailableError", "RateLimitError", "Router", "SentImage", "Settings",
-    "TextStream", "UnderstandResult", "UnknownProviderError", "Usage", "__version__",
-    "aclassify", "aembed", "agenerate", "aunderstand", "aunload", "classify", "configure", "embed",
-    "generate", "understand", "unload",
+    "AllProvidersFailedError", "AsyncTextStream", "Attempt", "AuthenticationError",
+    "CancelledError", "Capability", "CapabilityError", "CircuitOpenError", "ClassifyResult",
+    "ContentPolicyError", "EmbedResult", "GenerateResult", "InvalidInputError", "MMSDKError",
+    "ModelDeprecationWarning", "OutputValidationError", "Policy", "ProviderConnectionError",
+    "ProviderError", "ProviderHealth", "ProviderServerError", "ProviderTimeoutError",
+    "ProviderUnavailableError", "RateLimitError", "Router", "SentImage", "Settings", "TextStream",
+    "UnderstandResult", "UnknownProviderError", "Usage", "__version__", "aclassify", "aembed",
+    "agenerate", "aunderstand", "aunload", "classify", "configure", "embed", "generate", "health",
+    "reset_health", "understand", "unload",
 ]
 
 
@@ -83,10 +86,12 @@ if TYPE_CHECKING:
         classify,
         embed,
         generate,
+        health,
         understand,
         unload,
     )
     from ._clock import ModelDeprecationWarning
+    from ._health import ProviderHealth, reset_health
     from ._policy import Policy
     from ._settings import Settings, configure
     from ._stream import AsyncTextStream, TextStream

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -12,6 +13,7 @@ from typing import Any, Union
 from pydantic import BaseModel
 
 from ._errors import InvalidInputError, MMSDKError, ProviderTimeoutError, ProviderUnavailableError
+from ._health import ProviderHealth, health_book, new_budgets
 from ._jobs import Job
 from ._media import load_images
 from ._policy import Policy
@@ -23,11 +25,11 @@ from ._requests import (
     UnderstandRequest,
     validate_request,
 )
-from ._routing import aexecute, bounded, execute
+from ._routing import RouteContext, aexecute, bounded, execute
 from ._settings import get_settings
 from ._slots import Slots
 from ._stream import AsyncTextStream, TextStream
-from ._types import Capability, ClassifyResult, EmbedResult, GenerateResult
+from ._types import Attempt, Capability, ClassifyResult, EmbedResult, GenerateResult
 from ._video import load_video
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
 ]
 
 ProviderArg = Union[str, Sequence[str], "Router", None]
+_DEFAULT_POLICY = Policy()
 
 _ORDER_KEYS: dict[str, Callable[[Resolved], Any]] = {
     "local_first": lambda r: not r.info.local,
@@ -61,7 +64,9 @@ class Router:
     """
 
     def __init__(self, providers: str | Sequence[str] | None = None,
-                 policy: Policy | None = None, *, registry: Registry | None = None) -> None:
+                 policy: Policy | None = None, *,
+                 on_attempt: Callable[[Attempt], Any] | None = None,
+                 registry: Registry | None = None) -> None:
         if isinstance(providers, str):
             providers = [providers]
         if providers is not None and (not isinstance(providers, (list, tuple)) or not providers
@@ -71,14 +76,50 @@ class Router:
                                     f"{_short(providers)}.")
         if policy is not None and not isinstance(policy, Policy):
             raise InvalidInputError(f"policy must be a mmsdk.Policy, got {type(policy).__name__}.")
+        if on_attempt is not None and not callable(on_attempt):
+            raise InvalidInputError("on_attempt must be a function of one Attempt, got "
+                                    f"{type(on_attempt).__name__}.")
         self.providers = list(providers) if providers is not None else None
-        self.policy = policy or Policy()
+        self._policy = policy
+        self._on_attempt = on_attempt
         self._registry = registry
-        # One limit for sync and async calls alike, on any event loop.
-        self._slots = Slots(self.policy.max_concurrency) if self.policy.max_concurrency else None
+        self._budgets = new_budgets()
+        self._slots: Slots | None = None  # one limit for sync and async calls, on any loop
+        self._slots_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Router({self.providers!r}, policy={self.policy!r})"
+
+    @property
+    def policy(self) -> Policy:
+        """This router's policy, else the configured default (``mmsdk.configure(policy=...)``)."""
+        return self._policy or get_settings().policy or _DEFAULT_POLICY
+
+    def _limit(self, policy: Policy) -> Slots | None:
+        limit = policy.max_concurrency
+        if limit is None:
+            return None
+        slots = self._slots
+        if slots is None or slots.limit != limit:
+            with self._slots_lock:
+                if self._slots is None or self._slots.limit != limit:
+                    self._slots = Slots(limit)
+                slots = self._slots
+        return slots
+
+    def _context(self) -> RouteContext:
+        configured = get_settings().on_attempt
+        hooks = tuple(h for h in (self._on_attempt, configured) if h is not None)
+        return RouteContext(budgets=self._budgets, hooks=hooks)
+
+    def health(self) -> dict[str, ProviderHealth]:
+        """Breaker state of every provider called so far, under this router's policy.
+
+        Example:
+            >>> router.health()["openai:gpt-5.5"].state
+            'closed'
+        """
+        return _health(self.policy)
 
     @property
     def registry(self) -> Registry:
@@ -115,17 +156,18 @@ class Router:
     def _run(self, capability: Capability, build: Callable[..., Job], *,
              streaming: bool = False) -> Any:
         started = time.monotonic()
+        policy = self.policy
         candidates = self.candidates(capability)
         deadline = self._deadline(started)
-        slots = self._slots
+        slots = self._limit(policy)
         if slots is None:
-            return execute(build(deadline=deadline), candidates, self.policy, self.registry,
-                           streaming=streaming, started=started)
-        if not slots.acquire(self.policy.deadline):
+            return execute(build(deadline=deadline), candidates, policy, self.registry,
+                           streaming=streaming, started=started, context=self._context())
+        if not slots.acquire(policy.deadline):
             raise self._no_slot()
         try:
-            result = execute(build(deadline=deadline), candidates, self.policy, self.registry,
-                             streaming=streaming, started=started)
+            result = execute(build(deadline=deadline), candidates, policy, self.registry,
+                             streaming=streaming, started=started, context=self._context())
         except BaseException:
             slots.release()
             raise
@@ -138,22 +180,23 @@ class Router:
     async def _arun(self, capability: Capability, build: Callable[..., Job], *,
                     streaming: bool = False) -> Any:
         started = time.monotonic()
+        policy = self.policy
         if self._registry is None and not registry_loaded():
             await asyncio.to_thread(get_registry)  # imports every plugin's entry point
         candidates = self.candidates(capability)
-        slots = self._slots
+        slots = self._limit(policy)
         if slots is None:
             job = await self._abuild(build, started)
-            return await aexecute(job, candidates, self.policy, self.registry,
-                                  streaming=streaming, started=started)
+            return await aexecute(job, candidates, policy, self.registry,
+                                  streaming=streaming, started=started, context=self._context())
         try:
             await bounded(slots.aacquire(), self._left(started))
         except TimeoutError:
             raise self._no_slot() from None
         try:
             job = await self._abuild(build, started)
-            result = await aexecute(job, candidates, self.policy, self.registry,
-                                    streaming=streaming, started=started)
+            result = await aexecute(job, candidates, policy, self.registry,
+                                    streaming=streaming, started=started, context=self._context())
         except BaseException:
             slots.release()
             raise
@@ -348,28 +391,57 @@ def _one_or_many(image: Any, results: list[ClassifyResult]) -> Any:
     return results if isinstance(image, (list, tuple)) else results[0]
 
 
-_routers: dict[str, Router] = {}
+_routers: dict[tuple[Any, Policy | None], Router] = {}
 
 
-def _router(provider: ProviderArg) -> Router:
-    """The router for a ``provider=`` argument; one per plain provider string, reused."""
+def _router(provider: ProviderArg, policy: Policy | None = None) -> Router:
+    """The router for a ``provider=`` argument and ``policy=``.
+
+    One router per provider string or list and policy, reused across calls, so
+    its retry budget and concurrency limit span calls as they do for an app's
+    own :class:`Router`.
+    """
     if isinstance(provider, Router):
+        if policy is not None:
+            raise InvalidInputError("Give policy= to the Router, not to the call, when "
+                                    "provider= is a Router.")
         return provider
     if provider is not None and not isinstance(provider, (str, list, tuple)):
         raise InvalidInputError("provider must be a string like 'openai:gpt-5.5', a list of "
                                 f"them, or a mmsdk.Router; got {type(provider).__name__}.")
-    if isinstance(provider, str):
-        router = _routers.get(provider)
-        if router is None:
-            if len(_routers) >= 256:  # bound the memo; strings are normally few
-                _routers.clear()
-            router = _routers[provider] = Router(provider)
-        return router
-    return Router(provider)
+    if policy is not None and not isinstance(policy, Policy):
+        raise InvalidInputError(f"policy must be a mmsdk.Policy, got {type(policy).__name__}.")
+    key = (provider if not isinstance(provider, list) else tuple(provider), policy)
+    try:
+        router = _routers.get(key)
+    except TypeError:  # an unhashable list item: Router() reports it
+        return Router(provider, policy)
+    if router is None:
+        if len(_routers) >= 256:  # bound the memo; routes are normally few
+            _routers.clear()
+        router = _routers[key] = Router(provider, policy)
+    return router
+
+
+def health() -> dict[str, ProviderHealth]:
+    """Breaker state of every provider called in this process, under the default policy.
+
+    Example:
+        >>> mmsdk.health()
+        {'openai:gpt-5.5': ProviderHealth(state='closed', consecutive_failures=0, ...)}
+    """
+    return _health(get_settings().policy or _DEFAULT_POLICY)
+
+
+def _health(policy: Policy) -> dict[str, ProviderHealth]:
+    book = health_book()
+    return {provider: book.health(provider, None, policy.breaker_threshold,
+                                  policy.breaker_cooldown) for provider in book.providers()}
 
 
 # -- module-level functions ---------------------------------------------------------
-def generate(prompt: str, *, provider: ProviderArg = None, negative_prompt: str | None = None,
+def generate(prompt: str, *, provider: ProviderArg = None, policy: Policy | None = None,
+             negative_prompt: str | None = None,
              size: str | None = None, width: int | None = None, height: int | None = None,
              steps: int | None = None, guidance: float | None = None, seed: int | None = None,
              n: int = 1, scheduler: str | None = None, image: Any = None,
@@ -396,7 +468,7 @@ def generate(prompt: str, *, provider: ProviderArg = None, negative_prompt: str 
         >>> result = mmsdk.generate("a watercolor Japanese garden", provider="local:sd15", seed=1)
         >>> result.images[0].save("garden.png")
     """
-    return _router(provider).generate(
+    return _router(provider, policy).generate(
         prompt, negative_prompt=negative_prompt, size=size, width=width, height=height,
         steps=steps, guidance=guidance, seed=seed, n=n, scheduler=scheduler, image=image,
         strength=strength, mask=mask, control_image=control_image, control_type=control_type,
@@ -404,13 +476,15 @@ def generate(prompt: str, *, provider: ProviderArg = None, negative_prompt: str 
         reference_scale=reference_scale, options=options, progress=progress)
 
 
-async def agenerate(prompt: str, *, provider: ProviderArg = None, **kwargs: Any) -> GenerateResult:
+async def agenerate(prompt: str, *, provider: ProviderArg = None, policy: Policy | None = None,
+                    **kwargs: Any) -> GenerateResult:
     """Async twin of :func:`generate` (same keyword arguments)."""
-    return await _router(provider).agenerate(prompt, **kwargs)
+    return await _router(provider, policy).agenerate(prompt, **kwargs)
 
 
 def understand(prompt: str, *, images: Any = None, video: Any = None, frames: int | None = None,
-               provider: ProviderArg = None, system: str | None = None,
+               provider: ProviderArg = None, policy: Policy | None = None,
+               system: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None,
                schema: type[BaseModel] | None = None, stream: bool = False,
                detail: str | None = None, options: dict[str, Any] | None = None,
@@ -426,19 +500,20 @@ def understand(prompt: str, *, images: Any = None, video: Any = None, frames: in
         ...                           provider="anthropic:claude-sonnet-4-6")
         >>> print(answer.text, answer.usage.output_tokens)
     """
-    return _router(provider).understand(
+    return _router(provider, policy).understand(
         prompt, images=images, video=video, frames=frames, system=system,
         max_tokens=max_tokens, temperature=temperature, schema=schema, stream=stream,
         detail=detail, options=options, progress=progress)
 
 
-async def aunderstand(prompt: str, *, provider: ProviderArg = None, **kwargs: Any) -> Any:
+async def aunderstand(prompt: str, *, provider: ProviderArg = None, policy: Policy | None = None,
+                      **kwargs: Any) -> Any:
     """Async twin of :func:`understand`; with ``stream=True`` returns an :class:`AsyncTextStream`."""
-    return await _router(provider).aunderstand(prompt, **kwargs)
+    return await _router(provider, policy).aunderstand(prompt, **kwargs)
 
 
 def classify(image: Any, labels: Sequence[str], *, provider: ProviderArg = None,
-             multi_label: bool = False, template: str | None = None,
+             policy: Policy | None = None, multi_label: bool = False, template: str | None = None,
              options: dict[str, Any] | None = None) -> Any:
     """Score *labels* for an image (or, given a list, for each image).
 
@@ -447,30 +522,31 @@ def classify(image: Any, labels: Sequence[str], *, provider: ProviderArg = None,
         >>> result.top
         ('cat', 0.93)
     """
-    return _router(provider).classify(image, labels, multi_label=multi_label,
+    return _router(provider, policy).classify(image, labels, multi_label=multi_label,
                                       template=template, options=options)
 
 
 async def aclassify(image: Any, labels: Sequence[str], *, provider: ProviderArg = None,
-                    **kwargs: Any) -> Any:
+                    policy: Policy | None = None, **kwargs: Any) -> Any:
     """Async twin of :func:`classify`."""
-    return await _router(provider).aclassify(image, labels, **kwargs)
+    return await _router(provider, policy).aclassify(image, labels, **kwargs)
 
 
 def embed(*, images: Any = None, texts: Sequence[str] | str | None = None,
-          provider: ProviderArg = None, options: dict[str, Any] | None = None) -> EmbedResult:
+          provider: ProviderArg = None, policy: Policy | None = None,
+          options: dict[str, Any] | None = None) -> EmbedResult:
     """Unit vectors for images and texts in one space, in input order.
 
     Example:
         >>> vectors = mmsdk.embed(images=["a.jpg"], texts=["a cat"], provider="local:clip")
         >>> float(vectors.image_vectors @ vectors.text_vectors.T)
     """
-    return _router(provider).embed(images=images, texts=texts, options=options)
+    return _router(provider, policy).embed(images=images, texts=texts, options=options)
 
 
-async def aembed(*, provider: ProviderArg = None, **kwargs: Any) -> EmbedResult:
+async def aembed(*, provider: ProviderArg = None, policy: Policy | None = None, **kwargs: Any) -> EmbedResult:
     """Async twin of :func:`embed`."""
-    return await _router(provider).aembed(**kwargs)
+    return await _router(provider, policy).aembed(**kwargs)
 
 
 def unload(provider: str | None = None) -> None:

@@ -33,6 +33,13 @@ class Policy(BaseModel):
         fallback_on_policy_refusal: fall back when a provider refuses on
             content-policy grounds (off: the refusal is raised).
         max_concurrency: calls in flight at once through this router.
+        breaker_threshold: consecutive transient failures after which a
+            provider is skipped for ``breaker_cooldown`` seconds (then one
+            probe call is let through). ``None`` disables the breaker here.
+        breaker_cooldown: seconds an open breaker skips its provider.
+        retry_budget: retries may add at most this fraction to a provider's
+            requests (a token bucket with 5 retries in reserve); past it,
+            transient failures fall back at once. ``None`` disables it.
         lenient: drop first-class options a provider cannot honour and report
             them in ``result.warnings`` instead of raising ``CapabilityError``.
 
@@ -61,4 +68,7 @@ class Policy(BaseModel):
     hedge_after: float | None = Field(default=None, ge=0)
     fallback_on_policy_refusal: bool = False
     max_concurrency: int | None = Field(default=None, ge=1)
+    breaker_threshold: int | None = Field(default=5, ge=1)
+    breaker_cooldown: float = Field(default=30.0, ge=0)
+    retry_budget: float | None = Field(default=0.2, ge=0)
     lenient: bool = False

@@ -96,8 +96,12 @@ class Request(BaseModel):
         A call queued behind a busy model fails fast with ``ProviderTimeoutError``
         when its timeout passes instead of waiting for the model.
         """
-        while not lock.acquire(timeout=0.05):
-            self.raise_if_stopped(provider, "waiting for the busy model")
+        try:
+            while not lock.acquire(timeout=0.05):
+                self.raise_if_stopped(provider, "waiting for the busy model")
+        except ProviderTimeoutError as exc:
+            exc.queued = True
+            raise
         try:
             self.raise_if_stopped(provider, "waiting for the busy model")
             yield

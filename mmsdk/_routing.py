@@ -15,9 +15,10 @@ first candidate costs what a single-provider call costs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Hashable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,21 +27,25 @@ from ._errors import (
     AllProvidersFailedError,
     CancelledError,
     CapabilityError,
+    CircuitOpenError,
     ContentPolicyError,
     InvalidInputError,
     MMSDKError,
     ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
-    RateLimitError,
     UnknownProviderError,
 )
+from ._health import HealthBook, RetryBudgets, health_book, new_budgets
 from ._jobs import Bound, Job, Skip, acall, astream, call, check_model, finish, stream
+from ._observe import CallObserver
 from ._policy import Policy
 from ._registry import Registry, Resolved
 from ._types import Attempt
 
-__all__ = ["Opened", "aexecute", "bounded", "execute"]
+__all__ = ["Opened", "RouteContext", "aexecute", "bounded", "execute"]
+
+logger = logging.getLogger("mmsdk.routing")
 
 _CALLER_MISTAKES = (InvalidInputError, UnknownProviderError, CapabilityError)
 _SKIPPED = object()  # what a candidate's steps return when it was skipped without a call
@@ -87,6 +92,23 @@ Candidates = list[Resolved | ProviderUnavailableError]
 
 
 @dataclass
+class RouteContext:
+    """What a router carries from call to call: retry budgets, breaker facts, callbacks.
+
+    Attributes:
+        budgets: this router's retry token buckets.
+        book: the process-wide breaker facts.
+        credential: keeps one tenant's breaker facts apart from another's.
+        hooks: ``on_attempt`` callbacks (the router's and the configured one).
+    """
+
+    budgets: RetryBudgets = field(default_factory=new_budgets)
+    book: HealthBook = field(default_factory=health_book)
+    credential: Hashable = None
+    hooks: Sequence[Callable[[Attempt], Any]] = ()
+
+
+@dataclass
 class _Run:
     """The state of one routed call: candidates, attempts, clock."""
 
@@ -96,20 +118,36 @@ class _Run:
     registry: Registry
     streaming: bool
     started: float = field(default_factory=time.monotonic)
+    context: RouteContext = field(default_factory=RouteContext)
     attempts: list[Attempt] = field(default_factory=list)
     errors: list[MMSDKError] = field(default_factory=list)
     in_flight: dict[int, _InFlight] = field(default_factory=dict)
+    _failed: dict[int, MMSDKError] = field(default_factory=dict)  # id(attempt) -> its error
     _ids: Any = field(default_factory=lambda: iter(range(1 << 62)))
+    _observer: CallObserver | None = None
+
+    def __post_init__(self) -> None:
+        self._observer = CallObserver(self.job.capability, self.context.hooks)
 
     # -- bookkeeping -------------------------------------------------------
-    def _record(self, provider: str, outcome: Outcome, error: str | None, began: float,
-                seconds: float) -> None:
-        self.attempts.append(Attempt.model_construct(
-            provider=provider, outcome=outcome, error=error, seconds=seconds,
-            started=began - self.started))
+    def _record(self, provider: str, outcome: Outcome, began: float, seconds: float, *,
+                error: MMSDKError | None = None, waited: float = 0.0, usage: Any = None) -> None:
+        attempt = Attempt.model_construct(
+            provider=provider, outcome=outcome,
+            error=None if error is None else
+            (error.message if outcome == "skipped" else f"{type(error).__name__}: {error.message}"),
+            error_type=None if error is None else type(error).__name__,
+            status=getattr(error, "status", None), retry_after=getattr(error, "retry_after", None),
+            endpoint=getattr(error, "endpoint", None), started=began - self.started,
+            waited=waited, seconds=seconds)
+        self.attempts.append(attempt)
+        if error is not None:
+            self._failed[id(attempt)] = error
+        assert self._observer is not None
+        self._observer.attempt(attempt, usage)
 
     def _skip(self, provider: str, error: MMSDKError) -> None:
-        self._record(provider, "skipped", error.message, time.monotonic(), 0.0)
+        self._record(provider, "skipped", time.monotonic(), 0.0, error=error)
         self.errors.append(error)
 
     def remaining(self) -> float | None:
@@ -126,11 +164,20 @@ class _Run:
                 continue
             if flight.request.cancel is not None:
                 flight.request.cancel.set()
-            self._record(flight.provider, "abandoned", None, flight.started, now - flight.started)
+            self.context.book.settle(flight.provider, self.context.credential, failed=None,
+                                     threshold=self.policy.breaker_threshold)
+            self._record(flight.provider, "abandoned", flight.started, now - flight.started,
+                         error=CancelledError(f"{flight.provider} was abandoned: another "
+                                              "attempt answered first or the call ended.",
+                                              provider=flight.provider))
 
     def ordered_attempts(self) -> list[Attempt]:
         """Attempts in the order they started (hedged calls finish out of order)."""
-        return sorted(self.attempts, key=lambda a: getattr(a, "started", 0.0) or 0.0)
+        return sorted(self.attempts, key=lambda a: a.started)
+
+    def attempt_errors(self) -> list[MMSDKError]:
+        """One typed error per attempt that was not ``"ok"``, in attempt order."""
+        return [self._failed[id(a)] for a in self.ordered_attempts() if id(a) in self._failed]
 
     # -- one candidate: bind, call, retry ------------------------------------
     def candidate(self, resolved: Resolved | ProviderUnavailableError) -> Steps:
@@ -138,16 +185,23 @@ class _Run:
         if isinstance(resolved, MMSDKError):  # plugin not installed
             self._skip(resolved.provider or "?", resolved)
             return _SKIPPED
+        provider = resolved.provider
         if self.policy.local_only and not resolved.info.local:
-            self._skip(resolved.provider, CapabilityError(
-                f"{resolved.provider} sends data off this machine and the policy is "
-                "local_only.", provider=resolved.provider))
+            self._skip(provider, CapabilityError(
+                f"{provider} sends data off this machine and the policy is local_only.",
+                provider=provider))
+            return _SKIPPED
+        health = self.context.book.health(provider, self.context.credential,
+                                          self.policy.breaker_threshold,
+                                          self.policy.breaker_cooldown)
+        if health.state == "open":  # no preparation for a provider that is down
+            self._skip(provider, _circuit_open(provider, health.retry_in))
             return _SKIPPED
         outcome = yield _Bind(resolved)
         if isinstance(outcome, Skip):
             if isinstance(outcome.error, ProviderUnavailableError):
-                self.registry.forget(resolved.provider)
-            self._skip(resolved.provider, outcome.error)
+                self.registry.forget(provider)
+            self._skip(provider, outcome.error)
             return _SKIPPED
         if isinstance(outcome, BaseException):
             raise outcome
@@ -155,15 +209,27 @@ class _Run:
 
     def _calls(self, bound: Bound) -> Steps:
         provider = bound.resolved.provider
-        for attempt in range(self.policy.retries + 1):
-            timeout = self.policy.timeout
+        policy, context = self.policy, self.context
+        waited = 0.0
+        error: MMSDKError | None = None
+        for attempt in range(policy.retries + 1):
+            timeout = policy.timeout
             remaining = self.remaining()
             if remaining is not None:
                 if remaining <= 0:
                     raise ProviderTimeoutError(
-                        f"The {self.policy.deadline}s deadline passed before {provider} could be "
+                        f"The {policy.deadline}s deadline passed before {provider} could be "
                         "tried; raise Policy(deadline=...).", provider=provider)
                 timeout = min(timeout or remaining, remaining)
+            retry_in = context.book.admit(provider, context.credential,
+                                          policy.breaker_threshold, policy.breaker_cooldown)
+            if retry_in is not None:  # opened meanwhile (by this or another router)
+                if error is not None:
+                    raise error
+                self._skip(provider, _circuit_open(provider, retry_in))
+                return _SKIPPED
+            if attempt == 0:
+                context.budgets.deposit(provider, policy.retry_budget)
             began = time.monotonic()
             request = bound.request.model_copy(update={
                 "timeout": timeout, "deadline": None if timeout is None else began + timeout,
@@ -174,20 +240,32 @@ class _Run:
                 outcome = yield _Call(bound, request, self.streaming)
             finally:
                 flight = self.in_flight.pop(key, None)
-            if flight is None:  # abandoned meanwhile: recorded as such already
+            if flight is None:  # abandoned meanwhile: recorded and settled already
                 raise CancelledError(f"{provider} was abandoned.", provider=provider)
             seconds = time.monotonic() - began
             if not isinstance(outcome, BaseException):
-                self._record(provider, "ok", None, began, seconds)
+                context.book.settle(provider, context.credential, failed=False,
+                                    threshold=policy.breaker_threshold)
+                self._record(provider, "ok", began, seconds, waited=waited,
+                             usage=_usage(outcome[0]))
                 return outcome
             error = self._normalise(outcome, provider, timeout)
+            context.book.settle(provider, context.credential, failed=_counts(error),
+                                threshold=policy.breaker_threshold)
             skipped = isinstance(error, ProviderUnavailableError)
-            self._record(provider, "skipped" if skipped else "error",
-                         f"{type(error).__name__}: {error.message}", began, seconds)
+            self._record(provider, "skipped" if skipped else "error", began, seconds,
+                         error=error, waited=waited)
             delay = self._retry_delay(error, attempt)
             if delay is None:
                 raise error
+            if not context.budgets.withdraw(provider, policy.retry_budget):
+                logger.info("mmsdk: not retrying %s: its retry budget is spent (falling back "
+                            "at once)", provider)
+                raise error
+            assert self._observer is not None
+            self._observer.retry(provider, type(error).__name__, delay)
             yield _Sleep(delay)
+            waited = delay
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _normalise(self, exc: BaseException, provider: str, timeout: float | None) -> MMSDKError:
@@ -212,10 +290,11 @@ class _Run:
         if attempt >= self.policy.retries:
             return None
         delay: float = self.policy.backoff * 2.0 ** attempt
-        if isinstance(error, RateLimitError) and error.retry_after is not None:
-            if error.retry_after > self.policy.max_retry_after:
+        retry_after = getattr(error, "retry_after", None)  # 429, 503, 529
+        if retry_after is not None:
+            if retry_after > self.policy.max_retry_after:
                 return None
-            delay = float(error.retry_after)
+            delay = float(retry_after)
         remaining = self.remaining()
         if remaining is not None and delay >= remaining:
             return None
@@ -230,6 +309,8 @@ class _Run:
                 self.errors.append(error)
                 if not self.falls_back(error):
                     raise self.attach(error) from None
+                assert self._observer is not None
+                self._observer.fallback(error.provider or "?", type(error).__name__)
                 continue
             if result is _SKIPPED:
                 continue
@@ -245,7 +326,14 @@ class _Run:
 
     def attach(self, error: MMSDKError) -> MMSDKError:
         error.attempts = self.ordered_attempts()
+        self._end(error)
         return error
+
+    def _end(self, error: BaseException | None) -> None:
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.end(error)
+            self._observer = _SILENT
 
     def give_up(self) -> MMSDKError:
         # An options key no candidate accepts is the caller's mistake, not a skip.
@@ -253,7 +341,10 @@ class _Run:
             return self.attach(self.errors[0])
         if len(self.candidates) == 1 and self.errors:
             return self.attach(self.errors[-1])
-        return AllProvidersFailedError(self.ordered_attempts(), self.job.capability.value)
+        error = AllProvidersFailedError(self.ordered_attempts(), self.job.capability.value,
+                                        errors=self.attempt_errors())
+        self._end(error)
+        return error
 
     def deadline_passed(self) -> MMSDKError:
         self.abandon()
@@ -265,7 +356,9 @@ class _Run:
         result, bound = outcome
         if self.streaming:
             first, iterator = result
+            self._end(None)
             return Opened(first, iterator, bound, self)
+        self._end(None)
         elapsed = time.monotonic() - self.started
         attempts = self.ordered_attempts()
         for item in result if isinstance(result, list) else [result]:
@@ -273,6 +366,44 @@ class _Run:
             item.attempts = list(attempts)
             item.elapsed = elapsed
         return result
+
+
+def _circuit_open(provider: str, retry_in: float | None) -> CircuitOpenError:
+    wait = f" for {retry_in:.1f}s more" if retry_in is not None else ""
+    return CircuitOpenError(
+        f"{provider} is skipped{wait}: its circuit breaker opened after repeated transient "
+        "failures. Wait, or tune Policy(breaker_threshold=..., breaker_cooldown=...).",
+        provider=provider, retry_after=retry_in)
+
+
+def _counts(error: MMSDKError) -> bool | None:
+    """Whether *error* counts against the provider's health (``None``: says nothing)."""
+    if getattr(error, "queued", False):  # waited for a busy local model: not the provider's fault
+        return None
+    if isinstance(error, ProviderError) and error.transient:
+        return True
+    return None
+
+
+def _usage(result: Any) -> Any:
+    first = result[0] if isinstance(result, list) and result else result
+    return getattr(first, "usage", None)
+
+
+class _Silent(CallObserver):
+    """An observer for a call that has ended: late attempts (a hedge's loser) still log."""
+
+    def __init__(self) -> None:  # no span, no callbacks
+        pass
+
+    def attempt(self, attempt: Attempt, usage: Any = None) -> None:
+        pass
+
+    def end(self, error: BaseException | None = None) -> None:
+        pass
+
+
+_SILENT = _Silent()
 
 
 # -- drivers -------------------------------------------------------------------
@@ -431,23 +562,27 @@ async def _ahedged(run: _Run) -> Any:
 
 
 def execute(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
-            *, streaming: bool = False, started: float | None = None) -> Any:
+            *, streaming: bool = False, started: float | None = None,
+            context: RouteContext | None = None) -> Any:
     """Run *job* on the first candidate that succeeds (sync)."""
-    run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic())
+    run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic(),
+               context or RouteContext())
     if policy.hedge_after is not None and len(candidates) > 1 and not streaming:
         return _hedged(run)
     return _drive(run.sequential(), run)
 
 
 async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
-                   *, streaming: bool = False, started: float | None = None) -> Any:
+                   *, streaming: bool = False, started: float | None = None,
+                   context: RouteContext | None = None) -> Any:
     """Run *job* on the first candidate that succeeds (async).
 
     ``Policy.deadline`` bounds the whole call here: when it passes, the call in
     flight is cancelled (local work stops at its next step) and recorded as
     ``"abandoned"``.
     """
-    run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic())
+    run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic(),
+               context or RouteContext())
     hedged = policy.hedge_after is not None and len(candidates) > 1 and not streaming
     work = _ahedged(run) if hedged else _adrive(run.sequential(), run)
     try:

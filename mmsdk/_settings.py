@@ -38,6 +38,10 @@ class Settings:
         keep_image_metadata: send images with their EXIF (GPS included), XMP,
             IPTC and comments. Off by default: metadata is stripped, losslessly
             where the format allows, before an image leaves the process.
+        policy: the :class:`mmsdk.Policy` of every call and router that names
+            none (``None``: ``Policy()``, whose ``timeout`` leaves the SDKs' own).
+        on_attempt: ``fn(attempt)`` called after every attempt of every call
+            (an exception in it is logged, never raised into the call).
         default_providers: the route used when ``provider=None``, per capability.
             Also set by ``MMSDK_DEFAULT_PROVIDER`` (comma-separated, all capabilities).
     """
@@ -53,6 +57,8 @@ class Settings:
     url_max_redirects: int = 5
     keep_image_metadata: bool = False
     default_providers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    policy: Any = None
+    on_attempt: Any = None
 
     def __post_init__(self) -> None:
         for name, hint in _hints().items():
@@ -87,6 +93,16 @@ def _strings(name: str, value: Any) -> tuple[str, ...]:
 
 def _check(name: str, hint: Any, value: Any) -> Any:
     """*value* if it fits *hint* (lists become tuples), else an ``InvalidInputError``."""
+    if name == "on_attempt":
+        if value is not None and not callable(value):
+            raise _invalid(f"Setting on_attempt must be a function of one Attempt, got {value!r}.")
+        return value
+    if name == "policy":
+        from ._policy import Policy
+
+        if value is not None and not isinstance(value, Policy):
+            raise _invalid(f"Setting policy must be a mmsdk.Policy, got {type(value).__name__}.")
+        return value
     if hint is bool:
         if not isinstance(value, bool):
             raise _invalid(f"Setting {name} must be True or False, got {value!r}.")

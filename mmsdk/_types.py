@@ -127,14 +127,24 @@ class Attempt(BaseModel):
             ``"abandoned"`` (cancelled: a hedge that lost, a passed deadline,
             a caller that left).
         error: what went wrong, or ``None``.
+        error_type: the mmsdk error class name (``"RateLimitError"``), or ``None``.
+        status: the HTTP status, where there was one.
+        retry_after: the server's ``Retry-After`` hint in seconds, if it gave one.
+        endpoint: the base URL that served or failed it (pooled servers).
         started: seconds from the start of the call to the start of this attempt.
+        waited: seconds slept before it (backoff or ``Retry-After``).
         seconds: how long the attempt took.
     """
 
     provider: str
     outcome: Literal["ok", "error", "skipped", "abandoned"]
     error: str | None = None
+    error_type: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    endpoint: str | None = None
     started: float = 0.0
+    waited: float = 0.0
     seconds: float = 0.0
 
 

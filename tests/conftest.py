@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from loopback import LoopbackServer
 
+import mmsdk
 from mmsdk.testing import pinned_today
 
 # huggingface_hub reads these once, at import: set them before anything imports it.
@@ -46,6 +47,14 @@ def _pinned_today() -> Iterator[dt.date]:
     """Every test sees LIFECYCLE_CHECKED as today; a test that needs another date pins it."""
     with pinned_today(LIFECYCLE_CHECKED) as day:
         yield day
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health() -> Iterator[None]:
+    """Breakers and retry budgets are process-wide memory: no test inherits another's."""
+    mmsdk.reset_health()
+    yield
+    mmsdk.reset_health()
 
 
 @pytest.fixture

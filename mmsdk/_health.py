@@ -1,0 +1,206 @@
+"""What routing remembers between calls: circuit breakers and retry budgets.
+
+**Breakers.** The *facts* about a provider (consecutive transient failures,
+when the last one happened, whether a half-open probe is in flight, calls in
+flight) are kept once per process, per provider string (or pooled endpoint)
+and per credential, so every router sees the same outage. Each router applies
+its own ``Policy.breaker_threshold`` and ``Policy.breaker_cooldown`` to those
+facts: after *threshold* consecutive transient failures the provider is open
+(skipped) for *cooldown* seconds, then one probe call is let through
+(half-open); its success closes the breaker, its failure opens it again.
+
+**Retry budgets.** A token bucket per router and provider, in the manner of
+gRPC retry throttling and Finagle's ``RetryBudget``: it starts with
+:data:`RESERVE` retries, each first attempt adds ``Policy.retry_budget``, each
+retry takes one, and at most :data:`MAX_TOKENS` are held. With the bucket
+empty a transient failure falls back at once instead of retrying, so retries
+add at most that fraction to the load on a provider that is down.
+
+Time comes from :func:`time.monotonic` unless a test hands the book a clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+__all__ = ["MAX_TOKENS", "RESERVE", "HealthBook", "ProviderHealth", "RetryBudgets", "health_book",
+           "new_budgets", "reset_health"]
+
+logger = logging.getLogger("mmsdk.routing")
+
+RESERVE = 5.0
+MAX_TOKENS = 10.0
+
+State = Literal["closed", "open", "half_open"]
+
+
+class ProviderHealth(BaseModel):
+    """What the breaker knows of one provider (or one endpoint of a pool).
+
+    Attributes:
+        state: ``"closed"`` (calls go through), ``"open"`` (skipped until
+            ``retry_in`` passes) or ``"half_open"`` (one probe may go through).
+        consecutive_failures: transient failures since the last success.
+        retry_in: seconds until an open breaker lets a probe through, else ``None``.
+        in_flight: calls to it in flight now, from every router in the process.
+    """
+
+    state: State
+    consecutive_failures: int
+    retry_in: float | None
+    in_flight: int
+
+
+@dataclass
+class _Facts:
+    failures: int = 0
+    last_failure: float = 0.0
+    probing: bool = False
+    in_flight: int = 0
+
+
+class HealthBook:
+    """The process-wide breaker facts, keyed by ``(provider, credential)``."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._facts: dict[tuple[str, Hashable], _Facts] = {}
+        self._lock = threading.Lock()
+
+    def _state(self, facts: _Facts, threshold: int, cooldown: float,
+               now: float) -> tuple[State, float | None]:
+        if facts.failures < threshold:
+            return "closed", None
+        retry_in = facts.last_failure + cooldown - now
+        if retry_in > 0:
+            return "open", retry_in
+        return "half_open", None
+
+    def admit(self, provider: str, credential: Hashable, threshold: int | None,
+              cooldown: float) -> float | None:
+        """Let a call through (``None``), or say in how many seconds it may be tried.
+
+        A half-open breaker admits one probe at a time; the others wait as if open.
+        """
+        with self._lock:
+            facts = self._facts.setdefault((provider, credential), _Facts())
+            if threshold is not None:
+                state, retry_in = self._state(facts, threshold, cooldown, self.clock())
+                if state == "open":
+                    return retry_in
+                if state == "half_open":
+                    if facts.probing:
+                        return max(cooldown / 10, 0.1)  # a probe is deciding; ask again soon
+                    facts.probing = True
+            facts.in_flight += 1
+            return None
+
+    def settle(self, provider: str, credential: Hashable, *, failed: bool | None,
+               threshold: int | None) -> None:
+        """Record how an admitted call ended.
+
+        Args:
+            failed: ``True`` for a transient failure, ``False`` for a success,
+                ``None`` for an outcome that says nothing of the provider's
+                health (a caller mistake, a cancelled call, a local queue timeout).
+            threshold: the caller's threshold, to log the moment a breaker opens.
+        """
+        with self._lock:
+            facts = self._facts.setdefault((provider, credential), _Facts())
+            facts.in_flight = max(0, facts.in_flight - 1)
+            probe, facts.probing = facts.probing, False
+            if failed is None:
+                return
+            if not failed:
+                facts.failures = 0
+                return
+            facts.failures += 1
+            facts.last_failure = self.clock()
+            opened = threshold is not None and (facts.failures == threshold or probe)
+        if opened:
+            logger.warning("mmsdk: circuit breaker for %s opened after %d consecutive "
+                           "transient failure(s)", provider, facts.failures)
+
+    def health(self, provider: str, credential: Hashable, threshold: int | None,
+               cooldown: float) -> ProviderHealth:
+        with self._lock:
+            facts = self._facts.get((provider, credential), _Facts())
+            state, retry_in = ("closed", None) if threshold is None else \
+                self._state(facts, threshold, cooldown, self.clock())
+            return ProviderHealth(state=state, consecutive_failures=facts.failures,
+                                  retry_in=retry_in, in_flight=facts.in_flight)
+
+    def providers(self, credential: Hashable = None) -> list[str]:
+        """Provider strings with facts recorded (for one credential)."""
+        with self._lock:
+            return sorted(p for p, c in self._facts if c == credential)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._facts.clear()
+
+
+class RetryBudgets:
+    """One token bucket per provider, for one router."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def deposit(self, provider: str, budget: float | None) -> None:
+        """A first attempt was made: it earns *budget* of a retry."""
+        if budget is None:
+            return
+        with self._lock:
+            self._tokens[provider] = min(MAX_TOKENS,
+                                         self._tokens.get(provider, RESERVE) + budget)
+
+    def withdraw(self, provider: str, budget: float | None) -> bool:
+        """Take one retry; ``False`` when the bucket cannot pay for it."""
+        if budget is None:
+            return True
+        with self._lock:
+            tokens = self._tokens.get(provider, RESERVE)
+            if tokens < 1.0:
+                return False
+            self._tokens[provider] = tokens - 1.0
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+
+_book = HealthBook()
+_budgets: weakref.WeakSet[RetryBudgets] = weakref.WeakSet()  # every router's, for reset_health
+_budgets_lock = threading.Lock()
+
+
+def health_book() -> HealthBook:
+    """The process-wide breaker facts."""
+    return _book
+
+
+def new_budgets() -> RetryBudgets:
+    """A router's retry budgets, registered for :func:`reset_health`."""
+    budgets = RetryBudgets()
+    with _budgets_lock:
+        _budgets.add(budgets)
+    return budgets
+
+
+def reset_health() -> None:
+    """Forget every breaker fact and refill every retry budget (tests call it between tests)."""
+    _book.clear()
+    with _budgets_lock:
+        budgets = list(_budgets)
+    for bucket in budgets:
+        bucket.clear()
