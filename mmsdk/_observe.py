@@ -49,13 +49,16 @@ def _get_tracer() -> Any:
 class CallObserver:
     """Reports the attempts of one call to the log, the callbacks and a trace."""
 
-    __slots__ = ("_call_span", "_capability", "_hooks", "_started_ns", "_tracer")
+    __slots__ = ("_call_span", "_capability", "_hooks", "_started", "_started_ns", "_tracer")
 
-    def __init__(self, capability: Capability, hooks: Sequence[Callable[[Attempt], Any]]) -> None:
+    def __init__(self, capability: Capability, hooks: Sequence[Callable[[Attempt], Any]],
+                 started: float) -> None:
+        """*started*: the call's ``time.monotonic()`` start, which attempts count from."""
         self._capability = capability
         self._hooks = hooks
         self._tracer = _get_tracer()
-        self._started_ns = time.time_ns()
+        self._started = started
+        self._started_ns = time.time_ns() - int((time.monotonic() - started) * 1e9)
         self._call_span: Any = None
         if self._tracer is not None:
             self._call_span = self._tracer.start_span(f"mmsdk.{capability.value}",
@@ -116,4 +119,5 @@ class CallObserver:
 
             self._call_span.set_attribute("error.type", type(error).__name__)
             self._call_span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        self._call_span.end()
+        self._call_span.end(end_time=self._started_ns
+                            + int((time.monotonic() - self._started) * 1e9))

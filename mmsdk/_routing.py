@@ -127,7 +127,7 @@ class _Run:
     _observer: CallObserver | None = None
 
     def __post_init__(self) -> None:
-        self._observer = CallObserver(self.job.capability, self.context.hooks)
+        self._observer = CallObserver(self.job.capability, self.context.hooks, self.started)
 
     # -- bookkeeping -------------------------------------------------------
     def _record(self, provider: str, outcome: Outcome, began: float, seconds: float, *,
