@@ -84,6 +84,18 @@ class HealthBook:
             return "open", retry_in
         return "half_open", None
 
+    def open_for(self, provider: str, credential: Hashable, threshold: int | None,
+                 cooldown: float) -> float | None:
+        """Seconds until an open breaker lets a probe through; ``None`` when not open."""
+        if threshold is None:
+            return None
+        facts = self._facts.get((provider, credential))
+        if facts is None or facts.failures < threshold:  # the common case, without the lock
+            return None
+        with self._lock:
+            state, retry_in = self._state(facts, threshold, cooldown, self.clock())
+        return retry_in if state == "open" else None
+
     def admit(self, provider: str, credential: Hashable, threshold: int | None,
               cooldown: float) -> float | None:
         """Let a call through (``None``), or say in how many seconds it may be tried.

@@ -8,16 +8,17 @@ Callbacks (``mmsdk.configure(on_attempt=fn)``, ``Router(..., on_attempt=fn)``)
 get each :class:`~mmsdk.Attempt` once it is recorded; an exception in one is
 logged and never reaches the call.
 
-Spans: when the ``opentelemetry`` API is importable (the ``mmsdk[otel]`` extra)
-each call is a span ``mmsdk.<capability>`` with one child span per attempt
-named ``"{operation} {model}"``, carrying the GenAI semantic-convention
-attributes. Without a configured tracer provider the API's spans record nothing.
+Spans: once the app has configured an OpenTelemetry tracer provider (the
+``mmsdk[otel]`` extra brings the API) each call is a span ``mmsdk.<capability>``
+with one child span per attempt named ``"{operation} {model}"``, carrying the
+GenAI semantic-convention attributes. Without one, mmsdk imports nothing of
+OpenTelemetry and makes no spans.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,19 +31,24 @@ logger = logging.getLogger("mmsdk.routing")
 
 _OPERATION = {Capability.UNDERSTAND: "chat", Capability.CLASSIFY: "chat",
               Capability.EMBED: "embeddings", Capability.GENERATE: "generate_content"}
-_tracer: Any = None
-_otel_checked = False
+_tracer: Any = None  # set once an app has configured a tracer provider (tests may set it)
 
 
 def _get_tracer() -> Any:
-    """The mmsdk tracer, or ``None`` when OpenTelemetry is not installed (checked once)."""
-    global _tracer, _otel_checked
-    if not _otel_checked:
-        _otel_checked = True
-        if importlib.util.find_spec("opentelemetry") is not None:
-            from opentelemetry import trace
+    """The mmsdk tracer, or ``None`` while no OpenTelemetry tracer provider is configured.
 
-            _tracer = trace.get_tracer("mmsdk")
+    Nothing is imported here: an app that traces has imported and configured
+    ``opentelemetry.trace`` itself, so an app that does not trace pays nothing.
+    """
+    global _tracer
+    if _tracer is None:
+        trace = sys.modules.get("opentelemetry.trace")
+        if trace is None:
+            return None
+        provider = trace.get_tracer_provider()
+        if isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider)):
+            return None  # nothing configured yet: spans would record nothing
+        _tracer = provider.get_tracer("mmsdk")
     return _tracer
 
 

@@ -132,7 +132,7 @@ class _Run:
     # -- bookkeeping -------------------------------------------------------
     def _record(self, provider: str, outcome: Outcome, began: float, seconds: float, *,
                 error: MMSDKError | None = None, waited: float = 0.0, usage: Any = None) -> None:
-        attempt = Attempt.model_construct(
+        attempt = Attempt(  # validating is faster than model_construct in pydantic 2.x
             provider=provider, outcome=outcome,
             error=None if error is None else
             (error.message if outcome == "skipped" else f"{type(error).__name__}: {error.message}"),
@@ -191,11 +191,11 @@ class _Run:
                 f"{provider} sends data off this machine and the policy is local_only.",
                 provider=provider))
             return _SKIPPED
-        health = self.context.book.health(provider, self.context.credential,
-                                          self.policy.breaker_threshold,
-                                          self.policy.breaker_cooldown)
-        if health.state == "open":  # no preparation for a provider that is down
-            self._skip(provider, _circuit_open(provider, health.retry_in))
+        retry_in = self.context.book.open_for(provider, self.context.credential,
+                                              self.policy.breaker_threshold,
+                                              self.policy.breaker_cooldown)
+        if retry_in is not None:  # no preparation for a provider that is down
+            self._skip(provider, _circuit_open(provider, retry_in))
             return _SKIPPED
         outcome = yield _Bind(resolved)
         if isinstance(outcome, Skip):

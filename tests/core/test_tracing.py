@@ -22,7 +22,6 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     # The global provider can be set once per process: hand mmsdk a tracer from ours.
     monkeypatch.setattr(_observe, "_tracer", provider.get_tracer("mmsdk"))
-    monkeypatch.setattr(_observe, "_otel_checked", True)
     yield exporter
     provider.shutdown()
 
@@ -75,3 +74,12 @@ def test_a_failed_call_marks_its_span(spans: InMemorySpanExporter) -> None:
     call = next(s for s in spans.get_finished_spans() if s.name == "mmsdk.understand")
     assert call.status.status_code == trace.StatusCode.ERROR
     assert call.attributes["error.type"] == "AuthenticationError"
+
+
+def test_a_configured_global_tracer_provider_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_observe, "_tracer", None)
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.ProxyTracerProvider())
+    assert _observe._get_tracer() is None  # nothing configured: no spans, no cost
+    provider = TracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    assert _observe._get_tracer() is not None
