@@ -105,23 +105,64 @@ class Registry:
     def __init__(self) -> None:
         self._pm = pluggy.PluginManager("mmsdk")
         self._pm.add_hookspecs(_hookspecs)
-        self.specs: dict[str, ProviderSpec] = {}
-        self.aliases: dict[str, str] = {}
-        self.failures: dict[str, str] = {}
+        self._specs: dict[str, ProviderSpec] = {}
+        self._aliases: dict[str, str] = {}
+        self._failures: dict[str, str] = {}
+        self._pending: dict[str, importlib.metadata.EntryPoint] = {}
         self.owners: dict[str, str] = {}
         self._models: dict[str, Model] = {}
         self._resolved: dict[tuple[str, Capability | None], Resolved] = {}
         self._lock = threading.Lock()
+        self._load_lock = threading.RLock()
 
     def load_entry_points(self, group: str = "mmsdk") -> None:
-        """Load every installed plugin in *group*; record, never raise, failures."""
+        """Find every installed plugin in *group*; each is imported when first needed.
+
+        A provider string imports only the plugin whose entry point bears its
+        name; anything that needs the whole picture (an alias, an unknown name,
+        the default route, ``mmsdk providers``) imports them all. Import failures
+        are recorded, never raised.
+        """
         for entry_point in importlib.metadata.entry_points(group=group):
-            try:
-                plugin = entry_point.load()
-            except Exception as exc:  # a broken plugin must not break the rest
-                self._fail(entry_point.name, f"import failed: {type(exc).__name__}: {exc}")
-                continue
-            self.add_plugin(plugin, entry_point.name)
+            self._pending.setdefault(entry_point.name, entry_point)
+
+    def _load(self, name: str) -> None:
+        entry_point = self._pending.pop(name, None)
+        if entry_point is None:
+            return
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:  # a broken plugin must not break the rest
+            self._fail(entry_point.name, f"import failed: {type(exc).__name__}: {exc}")
+            return
+        self.add_plugin(plugin, entry_point.name)
+
+    def load_pending(self) -> None:
+        """Import every plugin not imported yet."""
+        with self._load_lock:
+            for name in list(self._pending):
+                self._load(name)
+
+    @property
+    def specs(self) -> dict[str, ProviderSpec]:
+        """Every registered provider (imports every installed plugin first)."""
+        if self._pending:
+            self.load_pending()
+        return self._specs
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Every registered alias (imports every installed plugin first)."""
+        if self._pending:
+            self.load_pending()
+        return self._aliases
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """Plugins that failed to load or register, with why (imports every plugin first)."""
+        if self._pending:
+            self.load_pending()
+        return self._failures
 
     def add_plugin(self, plugin: object, name: str) -> None:
         """Register *plugin* (a module or object with hookimpls) and collect its providers."""
@@ -149,16 +190,16 @@ class Registry:
             self._pm.unregister(name=name)
         for key in [k for k, owner in self.owners.items() if owner == name]:
             del self.owners[key]
-            spec = self.specs.pop(key.removeprefix("provider:"), None) \
+            spec = self._specs.pop(key.removeprefix("provider:"), None) \
                 if key.startswith("provider:") else None
             if key.startswith("alias:"):
-                self.aliases.pop(key.removeprefix("alias:"), None)
+                self._aliases.pop(key.removeprefix("alias:"), None)
             if spec is not None:
                 self.unload(spec.name)
-        self.failures.pop(name, None)
+        self._failures.pop(name, None)
 
     def _fail(self, plugin: str, message: str) -> None:
-        self.failures[plugin] = message
+        self._failures[plugin] = message
         logger.error("mmsdk plugin %r: %s", plugin, message)
         warnings.warn(f"mmsdk plugin {plugin!r}: {message}", PluginWarning, stacklevel=3)
 
@@ -167,23 +208,23 @@ class Registry:
             if not isinstance(spec, ProviderSpec):
                 raise TypeError(f"register() takes a ProviderSpec, got {type(spec).__name__}")
             key = f"provider:{spec.name}"
-            if spec.name in self.specs or ":" in spec.name:
+            if spec.name in self._specs or ":" in spec.name:
                 why = "it contains ':'" if ":" in spec.name else \
                     f"already registered by plugin {self.owners.get(key, '?')!r}"
                 self._fail(plugin, f"provider name {spec.name!r} rejected: {why}")
                 return
-            self.specs[spec.name] = spec
+            self._specs[spec.name] = spec
             self.owners[key] = plugin
         return register
 
     def _alias_adder(self, plugin: str) -> Callable[[str, str], None]:
         def register(alias: str, target: str) -> None:
             key = f"alias:{alias}"
-            if alias in self.aliases:
+            if alias in self._aliases:
                 self._fail(plugin, f"alias {alias!r} rejected: already registered by plugin "
                                    f"{self.owners.get(key, '?')!r}")
                 return
-            self.aliases[alias] = target
+            self._aliases[alias] = target
             self.owners[key] = plugin
         return register
 
@@ -202,7 +243,7 @@ class Registry:
         if cached is not None and cached.model not in cached.spec.retired:  # retired meanwhile
             return cached
         resolved = self._resolve(text, capability)
-        if ":" in self.aliases.get(text.strip(), text):
+        if ":" in self._aliases.get(text.strip(), text):
             self._resolved[key] = resolved
         return resolved
 
@@ -220,13 +261,19 @@ class Registry:
             raise UnknownProviderError(f"A provider must be a non-empty string like "
                                        f"'openai:gpt-5.5', got {text!r}.")
         original = text.strip()
-        target = self.aliases.get(original, original)
+        if self._pending and original not in self._aliases:
+            with self._load_lock:  # import only the plugin this name needs, if it can tell
+                name = original.partition(":")[0]
+                self._load(name)
+                if name not in self._specs:
+                    self.load_pending()  # an alias or an unknown name: look everywhere
+        target = self._aliases.get(original, original)
         name, _, model = target.partition(":")
-        spec = self.specs.get(name)
+        spec = self._specs.get(name)
         if spec is None:
             extra = BUILTIN_PLUGINS.get(name)
-            namespace_taken = any(alias.startswith(f"{name}:") for alias in self.aliases)
-            if extra is not None and name not in self.failures and not namespace_taken:
+            namespace_taken = any(alias.startswith(f"{name}:") for alias in self._aliases)
+            if extra is not None and name not in self._failures and not namespace_taken:
                 raise ProviderUnavailableError(
                     f"{original} needs the {name!r} plugin, which is not installed.",
                     provider=original, fix=f"pip install '{extra}'")
@@ -241,7 +288,7 @@ class Registry:
             model = default
         if model in spec.retired:
             raise UnknownProviderError(f"{name}:{model} is retired. {spec.retired[model]}",
-                                       provider=f"{name}:{model}")
+                                       provider=f"{name}:{model}", code="retired_model")
         return Resolved(spec, model)
 
     def _unknown(self, text: str) -> UnknownProviderError:
