@@ -137,6 +137,10 @@ class Registry:
             return
         self.add_plugin(plugin, entry_point.name)
 
+    def has_pending(self) -> bool:
+        """Whether some installed plugin has not been imported yet."""
+        return bool(self._pending)
+
     def load_pending(self) -> None:
         """Import every plugin not imported yet."""
         with self._load_lock:
