@@ -22,11 +22,22 @@ def sample_image() -> Image.Image:
     return image
 
 
-def main() -> None:
-    from mmsdk._cli import main as cli
+def show_providers() -> None:
+    """What `mmsdk providers` prints: every provider, whether it works here, and the fix."""
+    for status in mmsdk.providers():
+        capabilities = ",".join(c.value for c in status.capabilities) or "-"
+        state = "ready" if status.usable else f"unavailable: {status.reason}"
+        print(f"  {status.name:<18} {capabilities:<28} {state}"[:160])
+        if not status.usable and status.fix:
+            print(f"  {'':<18} fix: {status.fix}"[:160])
 
-    print("== mmsdk providers ==")
-    cli(["providers"])
+
+def main() -> None:
+    print("== mmsdk.providers() ==")
+    show_providers()
+
+    # Warm the local fallback now (imports, clients, weights), not on the first request.
+    print(f"\npreloaded: {mmsdk.preload('palette')}")
 
     image = sample_image()
     route = ["openai:gpt-5.5", "anthropic", "gemini", "palette"]

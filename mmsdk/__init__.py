@@ -40,6 +40,8 @@ _LAZY = {
     "generate": "_api", "agenerate": "_api", "understand": "_api", "aunderstand": "_api",
     "classify": "_api", "aclassify": "_api", "embed": "_api", "aembed": "_api",
     "unload": "_api", "aunload": "_api", "Router": "_api", "health": "_api",
+    "preload": "_api", "apreload": "_api", "ImageInput": "_api",
+    "providers": "_providers", "ProviderStatus": "_providers",
     "reset_health": "_health", "ProviderHealth": "_health",
     "Policy": "_policy", "ModelDeprecationWarning": "_clock",
     "configure": "_settings", "Settings": "_settings",
@@ -52,12 +54,13 @@ _LAZY = {
 __all__ = [
     "AllProvidersFailedError", "AsyncTextStream", "Attempt", "AuthenticationError",
     "CancelledError", "Capability", "CapabilityError", "CircuitOpenError", "ClassifyResult",
-    "ContentPolicyError", "EmbedResult", "GenerateResult", "InvalidInputError", "MMSDKError",
-    "ModelDeprecationWarning", "OutputValidationError", "Policy", "ProviderConnectionError",
-    "ProviderError", "ProviderHealth", "ProviderServerError", "ProviderTimeoutError",
-    "ProviderUnavailableError", "RateLimitError", "Router", "SentImage", "Settings", "TextStream",
-    "UnderstandResult", "UnknownProviderError", "Usage", "__version__", "aclassify", "aembed",
-    "agenerate", "aunderstand", "aunload", "classify", "configure", "embed", "generate", "health",
+    "ContentPolicyError", "EmbedResult", "GenerateResult", "ImageInput", "InvalidInputError",
+    "MMSDKError", "ModelDeprecationWarning", "OutputValidationError", "Policy",
+    "ProviderConnectionError", "ProviderError", "ProviderHealth", "ProviderServerError",
+    "ProviderStatus", "ProviderTimeoutError", "ProviderUnavailableError", "RateLimitError",
+    "Router", "SentImage", "Settings", "TextStream", "UnderstandResult", "UnknownProviderError",
+    "Usage", "__version__", "aclassify", "aembed", "agenerate", "apreload", "aunderstand",
+    "aunload", "classify", "configure", "embed", "generate", "health", "preload", "providers",
     "reset_health", "understand", "unload",
 ]
 
@@ -77,22 +80,26 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._api import (
+        ImageInput,
         Router,
         aclassify,
         aembed,
         agenerate,
+        apreload,
         aunderstand,
         aunload,
         classify,
         embed,
         generate,
         health,
+        preload,
         understand,
         unload,
     )
     from ._clock import ModelDeprecationWarning
     from ._health import ProviderHealth, reset_health
     from ._policy import Policy
+    from ._providers import ProviderStatus, providers
     from ._settings import Settings, configure
     from ._stream import AsyncTextStream, TextStream
     from ._types import (

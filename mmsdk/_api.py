@@ -8,36 +8,49 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union, overload
 
 from pydantic import BaseModel
 
+from ._build import classify_job, embed_job, generate_job, light_inputs, understand_job
 from ._errors import InvalidInputError, MMSDKError, ProviderTimeoutError, ProviderUnavailableError
 from ._health import ProviderHealth, health_book, new_budgets
 from ._jobs import Job
-from ._media import load_images
 from ._policy import Policy
 from ._registry import Registry, Resolved, get_registry, registry_loaded
-from ._requests import (
-    ClassifyRequest,
-    EmbedRequest,
-    GenerateRequest,
-    UnderstandRequest,
-    validate_request,
-)
 from ._routing import RouteContext, aexecute, bounded, execute
 from ._settings import get_settings
 from ._slots import Slots
 from ._stream import AsyncTextStream, TextStream
-from ._types import Attempt, Capability, ClassifyResult, EmbedResult, GenerateResult
-from ._video import load_video
+from ._types import (
+    Attempt,
+    Capability,
+    ClassifyResult,
+    EmbedResult,
+    GenerateResult,
+    UnderstandResult,
+)
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    from PIL import Image
 
 __all__ = [
-    "Router", "aclassify", "aembed", "agenerate", "aunderstand", "classify", "embed",
-    "aunload", "generate", "unload", "understand",
+    "Detail", "ImageInput", "Images", "ProviderArg", "Router", "VideoPath", "aclassify",
+    "aembed", "agenerate", "apreload", "aunderstand", "aunload", "classify", "embed",
+    "generate", "preload", "understand", "unload",
 ]
 
-ProviderArg = Union[str, Sequence[str], "Router", None]
+ImageInput: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, "Image.Image",
+                              "npt.NDArray[Any]"]
+"""One image: a path, an ``http(s)`` or ``data:`` URL, encoded bytes, a PIL image or an array."""
+Images: TypeAlias = ImageInput | Sequence[ImageInput]
+"""One image or a list of them."""
+VideoPath: TypeAlias = Union[str, "os.PathLike[str]"]
+Detail: TypeAlias = Literal["low", "high", "auto"]
+ProviderArg: TypeAlias = Union[str, Sequence[str], "Router", None]
+"""``"PLUGIN:MODEL"``, a fallback list of them, a :class:`Router`, or ``None`` (the default route)."""
+
 _DEFAULT_POLICY = Policy()
 
 _ORDER_KEYS: dict[str, Callable[[Resolved], Any]] = {
@@ -181,9 +194,11 @@ class Router:
                     streaming: bool = False) -> Any:
         started = time.monotonic()
         policy = self.policy
-        if self._registry is None and not registry_loaded():
-            await asyncio.to_thread(get_registry)  # imports every plugin's entry point
-        candidates = self.candidates(capability)
+        if (self._registry is None and not registry_loaded()) or self.registry.has_pending():
+            # finding entry points and importing the plugins named here takes a while
+            candidates = await asyncio.to_thread(self.candidates, capability)
+        else:
+            candidates = self.candidates(capability)
         slots = self._limit(policy)
         if slots is None:
             job = await self._abuild(build, started)
@@ -216,7 +231,7 @@ class Router:
     async def _abuild(self, build: Callable[..., Job], started: float) -> Job:
         """Read and check the inputs: on the loop when they are small, else in a thread."""
         deadline = self._deadline(started)
-        if _light_inputs(build):
+        if light_inputs(build):
             return build(deadline=deadline)
         try:
             job: Job = await bounded(asyncio.to_thread(build, deadline=deadline),
@@ -232,154 +247,218 @@ class Router:
             f"{self.policy.deadline}s deadline; raise Policy(max_concurrency=...) or "
             "Policy(deadline=...).")
 
+    # -- warm-up ---------------------------------------------------------------
+    def preload(self, capability: Capability | str | None = None) -> list[str]:
+        """Import, build clients and load local weights now, ahead of the first call.
+
+        Args:
+            capability: warm what this router would use for one capability;
+                ``None``: for every capability its providers offer (a bare
+                plugin name means each of its default models).
+
+        Returns:
+            The provider strings warmed, e.g. ``["local:clip"]``.
+
+        Raises:
+            ProviderUnavailableError: a named provider cannot run here (with
+                the fix); the others are warmed first. The default route
+                (``providers=None``) skips those, as a call does.
+            UnknownProviderError: a provider string is unknown or retired.
+            CapabilityError: no provider here offers *capability*.
+
+        Example:
+            >>> router = mmsdk.Router(["local:clip"])
+            >>> router.preload()        # at start-up: the first request pays nothing
+            ['local:clip']
+        """
+        from ._providers import preload
+
+        return preload(self, capability)
+
+    async def apreload(self, capability: Capability | str | None = None) -> list[str]:
+        """Async twin of :meth:`preload`: all of it runs in a worker thread, off the loop."""
+        return await asyncio.to_thread(self.preload, capability)
+
     # -- the four capabilities, sync and async ---------------------------------
-    def generate(self, prompt: str, **kwargs: Any) -> GenerateResult:
+    def generate(self, prompt: str, *, negative_prompt: str | None = None,
+                 size: str | None = None, width: int | None = None, height: int | None = None,
+                 steps: int | None = None, guidance: float | None = None,
+                 seed: int | None = None, n: int = 1, scheduler: str | None = None,
+                 image: ImageInput | None = None, strength: float | None = None,
+                 mask: ImageInput | None = None, control_image: ImageInput | None = None,
+                 control_type: str | None = None, control_scale: float | None = None,
+                 reference_image: ImageInput | None = None,
+                 reference_scale: float | None = None, options: dict[str, Any] | None = None,
+                 progress: bool = False) -> GenerateResult:
         """Text (plus optional images) to images. See :func:`mmsdk.generate`."""
-        build = partial(_generate_job, prompt, **kwargs)
-        return self._run(Capability.GENERATE, build)  # type: ignore[no-any-return]
+        build = partial(
+            generate_job, prompt, negative_prompt=negative_prompt, size=size, width=width,
+            height=height, steps=steps, guidance=guidance, seed=seed, n=n, scheduler=scheduler,
+            image=image, strength=strength, mask=mask, control_image=control_image,
+            control_type=control_type, control_scale=control_scale,
+            reference_image=reference_image, reference_scale=reference_scale, options=options,
+            progress=progress)
+        result: GenerateResult = self._run(Capability.GENERATE, build)
+        return result
 
-    async def agenerate(self, prompt: str, **kwargs: Any) -> GenerateResult:
-        build = partial(_generate_job, prompt, **kwargs)
-        return await self._arun(Capability.GENERATE, build)  # type: ignore[no-any-return]
+    async def agenerate(self, prompt: str, *, negative_prompt: str | None = None,
+                        size: str | None = None, width: int | None = None,
+                        height: int | None = None, steps: int | None = None,
+                        guidance: float | None = None, seed: int | None = None, n: int = 1,
+                        scheduler: str | None = None, image: ImageInput | None = None,
+                        strength: float | None = None, mask: ImageInput | None = None,
+                        control_image: ImageInput | None = None,
+                        control_type: str | None = None, control_scale: float | None = None,
+                        reference_image: ImageInput | None = None,
+                        reference_scale: float | None = None,
+                        options: dict[str, Any] | None = None,
+                        progress: bool = False) -> GenerateResult:
+        """Async twin of :meth:`generate`."""
+        build = partial(
+            generate_job, prompt, negative_prompt=negative_prompt, size=size, width=width,
+            height=height, steps=steps, guidance=guidance, seed=seed, n=n, scheduler=scheduler,
+            image=image, strength=strength, mask=mask, control_image=control_image,
+            control_type=control_type, control_scale=control_scale,
+            reference_image=reference_image, reference_scale=reference_scale, options=options,
+            progress=progress)
+        result: GenerateResult = await self._arun(Capability.GENERATE, build)
+        return result
 
-    def understand(self, prompt: str, **kwargs: Any) -> Any:
+    @overload
+    def understand(self, prompt: str, *, images: Images | None = None,
+                   video: VideoPath | None = None, frames: int | None = None,
+                   system: str | None = None, max_tokens: int | None = None,
+                   temperature: float | None = None, schema: type[BaseModel] | None = None,
+                   stream: Literal[False] = False, detail: Detail | None = None,
+                   options: dict[str, Any] | None = None,
+                   progress: bool = False) -> UnderstandResult: ...
+    @overload
+    def understand(self, prompt: str, *, images: Images | None = None,
+                   video: VideoPath | None = None, frames: int | None = None,
+                   system: str | None = None, max_tokens: int | None = None,
+                   temperature: float | None = None, schema: type[BaseModel] | None = None,
+                   stream: Literal[True], detail: Detail | None = None,
+                   options: dict[str, Any] | None = None,
+                   progress: bool = False) -> TextStream: ...
+    @overload
+    def understand(self, prompt: str, *, images: Images | None = None,
+                   video: VideoPath | None = None, frames: int | None = None,
+                   system: str | None = None, max_tokens: int | None = None,
+                   temperature: float | None = None, schema: type[BaseModel] | None = None,
+                   stream: bool, detail: Detail | None = None,
+                   options: dict[str, Any] | None = None,
+                   progress: bool = False) -> UnderstandResult | TextStream: ...
+    def understand(self, prompt: str, *, images: Images | None = None,
+                   video: VideoPath | None = None, frames: int | None = None,
+                   system: str | None = None, max_tokens: int | None = None,
+                   temperature: float | None = None, schema: type[BaseModel] | None = None,
+                   stream: bool = False, detail: Detail | None = None,
+                   options: dict[str, Any] | None = None,
+                   progress: bool = False) -> UnderstandResult | TextStream:
         """Images or video plus text, to text. See :func:`mmsdk.understand`."""
-        build = partial(_understand_job, prompt, **kwargs)
-        if kwargs.get("stream"):
+        build = partial(understand_job, prompt, images=images, video=video, frames=frames,
+                        system=system, max_tokens=max_tokens, temperature=temperature,
+                        schema=schema, stream=stream, detail=detail, options=options,
+                        progress=progress)
+        if stream:
             return TextStream(self._run(Capability.UNDERSTAND, build, streaming=True))
-        return self._run(Capability.UNDERSTAND, build)
+        result: UnderstandResult = self._run(Capability.UNDERSTAND, build)
+        return result
 
-    async def aunderstand(self, prompt: str, **kwargs: Any) -> Any:
-        build = partial(_understand_job, prompt, **kwargs)
-        if kwargs.get("stream"):
+    @overload
+    async def aunderstand(self, prompt: str, *, images: Images | None = None,
+                          video: VideoPath | None = None, frames: int | None = None,
+                          system: str | None = None, max_tokens: int | None = None,
+                          temperature: float | None = None,
+                          schema: type[BaseModel] | None = None,
+                          stream: Literal[False] = False, detail: Detail | None = None,
+                          options: dict[str, Any] | None = None,
+                          progress: bool = False) -> UnderstandResult: ...
+    @overload
+    async def aunderstand(self, prompt: str, *, images: Images | None = None,
+                          video: VideoPath | None = None, frames: int | None = None,
+                          system: str | None = None, max_tokens: int | None = None,
+                          temperature: float | None = None,
+                          schema: type[BaseModel] | None = None,
+                          stream: Literal[True], detail: Detail | None = None,
+                          options: dict[str, Any] | None = None,
+                          progress: bool = False) -> AsyncTextStream: ...
+    @overload
+    async def aunderstand(self, prompt: str, *, images: Images | None = None,
+                          video: VideoPath | None = None, frames: int | None = None,
+                          system: str | None = None, max_tokens: int | None = None,
+                          temperature: float | None = None,
+                          schema: type[BaseModel] | None = None,
+                          stream: bool, detail: Detail | None = None,
+                          options: dict[str, Any] | None = None,
+                          progress: bool = False) -> UnderstandResult | AsyncTextStream: ...
+    async def aunderstand(self, prompt: str, *, images: Images | None = None,
+                          video: VideoPath | None = None, frames: int | None = None,
+                          system: str | None = None, max_tokens: int | None = None,
+                          temperature: float | None = None,
+                          schema: type[BaseModel] | None = None,
+                          stream: bool = False, detail: Detail | None = None,
+                          options: dict[str, Any] | None = None,
+                          progress: bool = False) -> UnderstandResult | AsyncTextStream:
+        """Async twin of :meth:`understand`; with ``stream=True`` an :class:`AsyncTextStream`."""
+        build = partial(understand_job, prompt, images=images, video=video, frames=frames,
+                        system=system, max_tokens=max_tokens, temperature=temperature,
+                        schema=schema, stream=stream, detail=detail, options=options,
+                        progress=progress)
+        if stream:
             return AsyncTextStream(await self._arun(Capability.UNDERSTAND, build, streaming=True))
-        return await self._arun(Capability.UNDERSTAND, build)
+        result: UnderstandResult = await self._arun(Capability.UNDERSTAND, build)
+        return result
 
-    def classify(self, image: Any, labels: Sequence[str], **kwargs: Any) -> Any:
+    @overload  # a str is a Sequence too: it matches this first variant, as it should
+    def classify(  # type: ignore[overload-overlap]
+            self, image: ImageInput, labels: Sequence[str], *, multi_label: bool = False,
+            template: str | None = None,
+            options: dict[str, Any] | None = None) -> ClassifyResult: ...
+    @overload
+    def classify(self, image: Sequence[ImageInput], labels: Sequence[str], *,
+                 multi_label: bool = False, template: str | None = None,
+                 options: dict[str, Any] | None = None) -> list[ClassifyResult]: ...
+    def classify(self, image: ImageInput | Sequence[ImageInput], labels: Sequence[str], *,
+                 multi_label: bool = False, template: str | None = None,
+                 options: dict[str, Any] | None = None) -> ClassifyResult | list[ClassifyResult]:
         """Zero-shot scores. See :func:`mmsdk.classify`."""
-        build = partial(_classify_job, image, labels, **kwargs)
+        build = partial(classify_job, image, labels, multi_label=multi_label, template=template,
+                        options=options)
         return _one_or_many(image, self._run(Capability.CLASSIFY, build))
 
-    async def aclassify(self, image: Any, labels: Sequence[str], **kwargs: Any) -> Any:
-        build = partial(_classify_job, image, labels, **kwargs)
+    @overload  # a str is a Sequence too: it matches this first variant, as it should
+    async def aclassify(  # type: ignore[overload-overlap]
+            self, image: ImageInput, labels: Sequence[str], *, multi_label: bool = False,
+            template: str | None = None,
+            options: dict[str, Any] | None = None) -> ClassifyResult: ...
+    @overload
+    async def aclassify(self, image: Sequence[ImageInput], labels: Sequence[str], *,
+                        multi_label: bool = False, template: str | None = None,
+                        options: dict[str, Any] | None = None) -> list[ClassifyResult]: ...
+    async def aclassify(self, image: ImageInput | Sequence[ImageInput], labels: Sequence[str], *,
+                        multi_label: bool = False, template: str | None = None,
+                        options: dict[str, Any] | None = None,
+                        ) -> ClassifyResult | list[ClassifyResult]:
+        """Async twin of :meth:`classify`."""
+        build = partial(classify_job, image, labels, multi_label=multi_label, template=template,
+                        options=options)
         return _one_or_many(image, await self._arun(Capability.CLASSIFY, build))
 
-    def embed(self, **kwargs: Any) -> EmbedResult:
+    def embed(self, *, images: Images | None = None, texts: Sequence[str] | str | None = None,
+              options: dict[str, Any] | None = None) -> EmbedResult:
         """Vectors for images and texts. See :func:`mmsdk.embed`."""
-        build = partial(_embed_job, **kwargs)
-        return self._run(Capability.EMBED, build)  # type: ignore[no-any-return]
+        build = partial(embed_job, images=images, texts=texts, options=options)
+        result: EmbedResult = self._run(Capability.EMBED, build)
+        return result
 
-    async def aembed(self, **kwargs: Any) -> EmbedResult:
-        build = partial(_embed_job, **kwargs)
-        return await self._arun(Capability.EMBED, build)  # type: ignore[no-any-return]
-
-
-# -- building jobs ---------------------------------------------------------------
-def _generate_job(prompt: str, *, size: str | None = None, image: Any = None, mask: Any = None,
-                  control_image: Any = None, reference_image: Any = None,
-                  options: dict[str, Any] | None = None, progress: bool = False,
-                  deadline: float | None = None, **values: Any) -> Job:
-    request = validate_request(GenerateRequest, prompt=prompt, size=size,
-                               options=_options(options), progress=progress, **values)
-    if request.strength is not None and image is None:
-        raise InvalidInputError("strength needs an image= to transform (img2img).")
-    if mask is not None and image is None:
-        raise InvalidInputError("mask needs the image= it applies to (inpainting).")
-    settings = get_settings()
-    media = {name: load_images(source, name=name, settings=settings, deadline=deadline)
-             for name, source in (("image", image), ("mask", mask),
-                                  ("control_image", control_image),
-                                  ("reference_image", reference_image)) if source is not None}
-    for name, loaded in media.items():
-        if len(loaded) != 1:
-            raise InvalidInputError(f"{name} takes one image, got {len(loaded)}.")
-    return Job(Capability.GENERATE, request, media)
-
-
-def _understand_job(prompt: str, *, images: Any = None, video: Any = None,
-                    frames: int | None = None, schema: type[BaseModel] | None = None,
-                    options: dict[str, Any] | None = None, deadline: float | None = None,
-                    **values: Any) -> Job:
-    if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-        raise InvalidInputError(f"schema must be a pydantic BaseModel subclass, got {schema!r}.")
-    if frames is not None and video is None:
-        raise InvalidInputError("frames= needs a video=.")
-    request = validate_request(UnderstandRequest, prompt=prompt, frames=frames,
-                               response_schema=schema, options=_options(options), **values)
-    settings = get_settings()
-    loaded = load_images(images, name="images", settings=settings, deadline=deadline)
-    clip = load_video(video, settings) if video is not None else None
-    return Job(Capability.UNDERSTAND, request, {"images": loaded}, clip)
-
-
-def _classify_job(image: Any, labels: Sequence[str], *, options: dict[str, Any] | None = None,
-                  deadline: float | None = None, **values: Any) -> Job:
-    if isinstance(labels, str):
-        raise InvalidInputError("labels must be a list of strings, not one string.")
-    request = validate_request(ClassifyRequest, labels=labels, options=_options(options),
-                               **values)
-    loaded = load_images(image, name="image", settings=get_settings(), deadline=deadline)
-    if not loaded:
-        raise InvalidInputError("classify needs at least one image.")
-    return Job(Capability.CLASSIFY, request, {"images": loaded})
-
-
-def _embed_job(*, images: Any = None, texts: Sequence[str] | str | None = None,
-               options: dict[str, Any] | None = None, deadline: float | None = None,
-               **values: Any) -> Job:
-    request = validate_request(EmbedRequest, texts=texts, options=_options(options), **values)
-    loaded = load_images(images, name="images", settings=get_settings(), deadline=deadline)
-    if not loaded and not request.texts:
-        raise InvalidInputError("embed needs images=, texts= or both.")
-    return Job(Capability.EMBED, request, {"images": loaded})
-
-
-def _options(options: Any) -> dict[str, Any]:
-    if options is None:
-        return {}
-    if not isinstance(options, dict):
-        raise InvalidInputError(f"options must be a dict, got {type(options).__name__}.")
-    return dict(options)
-
-
-_IMAGE_ARGS = ("image", "images", "mask", "control_image", "reference_image")
-_LIGHT_BYTES = 256 * 1024
-
-
-def _light_inputs(build: Any) -> bool:
-    """Whether a job's inputs are small enough to read and check on the event loop.
-
-    Small in-memory images and small files are: checking their header costs
-    less than a thread hop. URLs, videos and anything large are read off the loop.
-    """
-    keywords = build.keywords
-    if keywords.get("video") is not None:
-        return False
-    sources = list(build.args[:1]) if build.func is _classify_job else []
-    sources += [keywords.get(name) for name in _IMAGE_ARGS]
-    stack = [s for s in sources if s is not None]
-    while stack:
-        source = stack.pop()
-        if isinstance(source, (list, tuple)):
-            stack.extend(source)
-        elif isinstance(source, (bytes, bytearray)):
-            if len(source) > _LIGHT_BYTES:
-                return False
-        elif isinstance(source, (str, os.PathLike)):
-            text = os.fspath(source)
-            if "://" in text[:16] or len(text) > _LIGHT_BYTES:
-                return False
-            try:
-                if os.stat(text).st_size > _LIGHT_BYTES:
-                    return False
-            except (OSError, ValueError):
-                pass  # missing or odd: the job builder reports it
-        elif hasattr(source, "width") and hasattr(source, "height"):  # PIL image
-            if source.width * source.height > 1_000_000:
-                return False
-        elif getattr(source, "nbytes", 0) > 3 * _LIGHT_BYTES:  # numpy array
-            return False
-    return True
+    async def aembed(self, *, images: Images | None = None,
+                     texts: Sequence[str] | str | None = None,
+                     options: dict[str, Any] | None = None) -> EmbedResult:
+        """Async twin of :meth:`embed`."""
+        build = partial(embed_job, images=images, texts=texts, options=options)
+        result: EmbedResult = await self._arun(Capability.EMBED, build)
+        return result
 
 
 def _short(value: Any) -> str:
@@ -387,7 +466,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _one_or_many(image: Any, results: list[ClassifyResult]) -> Any:
+def _one_or_many(image: Any, results: list[ClassifyResult]) -> ClassifyResult | list[ClassifyResult]:
     return results if isinstance(image, (list, tuple)) else results[0]
 
 
@@ -441,19 +520,21 @@ def _health(policy: Policy) -> dict[str, ProviderHealth]:
 
 # -- module-level functions ---------------------------------------------------------
 def generate(prompt: str, *, provider: ProviderArg = None, policy: Policy | None = None,
-             negative_prompt: str | None = None,
-             size: str | None = None, width: int | None = None, height: int | None = None,
-             steps: int | None = None, guidance: float | None = None, seed: int | None = None,
-             n: int = 1, scheduler: str | None = None, image: Any = None,
-             strength: float | None = None, mask: Any = None, control_image: Any = None,
-             control_type: str | None = None, control_scale: float | None = None,
-             reference_image: Any = None, reference_scale: float | None = None,
-             options: dict[str, Any] | None = None, progress: bool = False) -> GenerateResult:
+             negative_prompt: str | None = None, size: str | None = None,
+             width: int | None = None, height: int | None = None, steps: int | None = None,
+             guidance: float | None = None, seed: int | None = None, n: int = 1,
+             scheduler: str | None = None, image: ImageInput | None = None,
+             strength: float | None = None, mask: ImageInput | None = None,
+             control_image: ImageInput | None = None, control_type: str | None = None,
+             control_scale: float | None = None, reference_image: ImageInput | None = None,
+             reference_scale: float | None = None, options: dict[str, Any] | None = None,
+             progress: bool = False) -> GenerateResult:
     """Make images from a text prompt (plus optional input, mask, control and reference images).
 
     Args:
         prompt: what to draw.
         provider: ``"PLUGIN:MODEL"``, a fallback list of them, or a :class:`Router`.
+        policy: retries, timeouts and ordering (default: ``mmsdk.configure(policy=...)``).
         size: ``"WxH"``; or give ``width`` and ``height``.
         steps / guidance / seed / scheduler: ``num_inference_steps``,
             ``guidance_scale``, a seeded generator, a scheduler name. ``None``
@@ -477,18 +558,57 @@ def generate(prompt: str, *, provider: ProviderArg = None, policy: Policy | None
 
 
 async def agenerate(prompt: str, *, provider: ProviderArg = None, policy: Policy | None = None,
-                    **kwargs: Any) -> GenerateResult:
-    """Async twin of :func:`generate` (same keyword arguments)."""
-    return await _router(provider, policy).agenerate(prompt, **kwargs)
+                    negative_prompt: str | None = None, size: str | None = None,
+                    width: int | None = None, height: int | None = None,
+                    steps: int | None = None, guidance: float | None = None,
+                    seed: int | None = None, n: int = 1, scheduler: str | None = None,
+                    image: ImageInput | None = None, strength: float | None = None,
+                    mask: ImageInput | None = None, control_image: ImageInput | None = None,
+                    control_type: str | None = None, control_scale: float | None = None,
+                    reference_image: ImageInput | None = None,
+                    reference_scale: float | None = None,
+                    options: dict[str, Any] | None = None,
+                    progress: bool = False) -> GenerateResult:
+    """Async twin of :func:`generate` (same arguments)."""
+    return await _router(provider, policy).agenerate(
+        prompt, negative_prompt=negative_prompt, size=size, width=width, height=height,
+        steps=steps, guidance=guidance, seed=seed, n=n, scheduler=scheduler, image=image,
+        strength=strength, mask=mask, control_image=control_image, control_type=control_type,
+        control_scale=control_scale, reference_image=reference_image,
+        reference_scale=reference_scale, options=options, progress=progress)
 
 
-def understand(prompt: str, *, images: Any = None, video: Any = None, frames: int | None = None,
-               provider: ProviderArg = None, policy: Policy | None = None,
-               system: str | None = None,
+@overload
+def understand(prompt: str, *, images: Images | None = None, video: VideoPath | None = None,
+               frames: int | None = None, provider: ProviderArg = None,
+               policy: Policy | None = None, system: str | None = None,
+               max_tokens: int | None = None, temperature: float | None = None,
+               schema: type[BaseModel] | None = None, stream: Literal[False] = False,
+               detail: Detail | None = None, options: dict[str, Any] | None = None,
+               progress: bool = False) -> UnderstandResult: ...
+@overload
+def understand(prompt: str, *, images: Images | None = None, video: VideoPath | None = None,
+               frames: int | None = None, provider: ProviderArg = None,
+               policy: Policy | None = None, system: str | None = None,
+               max_tokens: int | None = None, temperature: float | None = None,
+               schema: type[BaseModel] | None = None, stream: Literal[True],
+               detail: Detail | None = None, options: dict[str, Any] | None = None,
+               progress: bool = False) -> TextStream: ...
+@overload
+def understand(prompt: str, *, images: Images | None = None, video: VideoPath | None = None,
+               frames: int | None = None, provider: ProviderArg = None,
+               policy: Policy | None = None, system: str | None = None,
+               max_tokens: int | None = None, temperature: float | None = None,
+               schema: type[BaseModel] | None = None, stream: bool,
+               detail: Detail | None = None, options: dict[str, Any] | None = None,
+               progress: bool = False) -> UnderstandResult | TextStream: ...
+def understand(prompt: str, *, images: Images | None = None, video: VideoPath | None = None,
+               frames: int | None = None, provider: ProviderArg = None,
+               policy: Policy | None = None, system: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None,
                schema: type[BaseModel] | None = None, stream: bool = False,
-               detail: str | None = None, options: dict[str, Any] | None = None,
-               progress: bool = False) -> Any:
+               detail: Detail | None = None, options: dict[str, Any] | None = None,
+               progress: bool = False) -> UnderstandResult | TextStream:
     """Answer a question about images or a video.
 
     Returns an :class:`UnderstandResult`, or with ``stream=True`` a
@@ -506,16 +626,63 @@ def understand(prompt: str, *, images: Any = None, video: Any = None, frames: in
         detail=detail, options=options, progress=progress)
 
 
-async def aunderstand(prompt: str, *, provider: ProviderArg = None, policy: Policy | None = None,
-                      **kwargs: Any) -> Any:
+@overload
+async def aunderstand(prompt: str, *, images: Images | None = None,
+                      video: VideoPath | None = None, frames: int | None = None,
+                      provider: ProviderArg = None, policy: Policy | None = None,
+                      system: str | None = None, max_tokens: int | None = None,
+                      temperature: float | None = None, schema: type[BaseModel] | None = None,
+                      stream: Literal[False] = False, detail: Detail | None = None,
+                      options: dict[str, Any] | None = None,
+                      progress: bool = False) -> UnderstandResult: ...
+@overload
+async def aunderstand(prompt: str, *, images: Images | None = None,
+                      video: VideoPath | None = None, frames: int | None = None,
+                      provider: ProviderArg = None, policy: Policy | None = None,
+                      system: str | None = None, max_tokens: int | None = None,
+                      temperature: float | None = None, schema: type[BaseModel] | None = None,
+                      stream: Literal[True], detail: Detail | None = None,
+                      options: dict[str, Any] | None = None,
+                      progress: bool = False) -> AsyncTextStream: ...
+@overload
+async def aunderstand(prompt: str, *, images: Images | None = None,
+                      video: VideoPath | None = None, frames: int | None = None,
+                      provider: ProviderArg = None, policy: Policy | None = None,
+                      system: str | None = None, max_tokens: int | None = None,
+                      temperature: float | None = None, schema: type[BaseModel] | None = None,
+                      stream: bool, detail: Detail | None = None,
+                      options: dict[str, Any] | None = None,
+                      progress: bool = False) -> UnderstandResult | AsyncTextStream: ...
+async def aunderstand(prompt: str, *, images: Images | None = None,
+                      video: VideoPath | None = None, frames: int | None = None,
+                      provider: ProviderArg = None, policy: Policy | None = None,
+                      system: str | None = None, max_tokens: int | None = None,
+                      temperature: float | None = None, schema: type[BaseModel] | None = None,
+                      stream: bool = False, detail: Detail | None = None,
+                      options: dict[str, Any] | None = None,
+                      progress: bool = False) -> UnderstandResult | AsyncTextStream:
     """Async twin of :func:`understand`; with ``stream=True`` returns an :class:`AsyncTextStream`."""
-    return await _router(provider, policy).aunderstand(prompt, **kwargs)
+    return await _router(provider, policy).aunderstand(
+        prompt, images=images, video=video, frames=frames, system=system,
+        max_tokens=max_tokens, temperature=temperature, schema=schema, stream=stream,
+        detail=detail, options=options, progress=progress)
 
 
-def classify(image: Any, labels: Sequence[str], *, provider: ProviderArg = None,
-             policy: Policy | None = None, multi_label: bool = False, template: str | None = None,
-             options: dict[str, Any] | None = None) -> Any:
-    """Score *labels* for an image (or, given a list, for each image).
+@overload  # a str is a Sequence too: it matches this first variant, as it should
+def classify(  # type: ignore[overload-overlap]
+        image: ImageInput, labels: Sequence[str], *, provider: ProviderArg = None,
+        policy: Policy | None = None, multi_label: bool = False, template: str | None = None,
+        options: dict[str, Any] | None = None) -> ClassifyResult: ...
+@overload
+def classify(image: Sequence[ImageInput], labels: Sequence[str], *,
+             provider: ProviderArg = None, policy: Policy | None = None,
+             multi_label: bool = False, template: str | None = None,
+             options: dict[str, Any] | None = None) -> list[ClassifyResult]: ...
+def classify(image: ImageInput | Sequence[ImageInput], labels: Sequence[str], *,
+             provider: ProviderArg = None, policy: Policy | None = None,
+             multi_label: bool = False, template: str | None = None,
+             options: dict[str, Any] | None = None) -> ClassifyResult | list[ClassifyResult]:
+    """Score *labels* for an image (or, given a list or tuple, for each image: a list).
 
     Example:
         >>> result = mmsdk.classify("photo.jpg", labels=["cat", "dog"], provider="local:clip")
@@ -523,16 +690,30 @@ def classify(image: Any, labels: Sequence[str], *, provider: ProviderArg = None,
         ('cat', 0.93)
     """
     return _router(provider, policy).classify(image, labels, multi_label=multi_label,
-                                      template=template, options=options)
+                                              template=template, options=options)
 
 
-async def aclassify(image: Any, labels: Sequence[str], *, provider: ProviderArg = None,
-                    policy: Policy | None = None, **kwargs: Any) -> Any:
+@overload  # a str is a Sequence too: it matches this first variant, as it should
+async def aclassify(  # type: ignore[overload-overlap]
+        image: ImageInput, labels: Sequence[str], *, provider: ProviderArg = None,
+        policy: Policy | None = None, multi_label: bool = False, template: str | None = None,
+        options: dict[str, Any] | None = None) -> ClassifyResult: ...
+@overload
+async def aclassify(image: Sequence[ImageInput], labels: Sequence[str], *,
+                    provider: ProviderArg = None, policy: Policy | None = None,
+                    multi_label: bool = False, template: str | None = None,
+                    options: dict[str, Any] | None = None) -> list[ClassifyResult]: ...
+async def aclassify(image: ImageInput | Sequence[ImageInput], labels: Sequence[str], *,
+                    provider: ProviderArg = None, policy: Policy | None = None,
+                    multi_label: bool = False, template: str | None = None,
+                    options: dict[str, Any] | None = None,
+                    ) -> ClassifyResult | list[ClassifyResult]:
     """Async twin of :func:`classify`."""
-    return await _router(provider, policy).aclassify(image, labels, **kwargs)
+    return await _router(provider, policy).aclassify(image, labels, multi_label=multi_label,
+                                                     template=template, options=options)
 
 
-def embed(*, images: Any = None, texts: Sequence[str] | str | None = None,
+def embed(*, images: Images | None = None, texts: Sequence[str] | str | None = None,
           provider: ProviderArg = None, policy: Policy | None = None,
           options: dict[str, Any] | None = None) -> EmbedResult:
     """Unit vectors for images and texts in one space, in input order.
@@ -544,9 +725,39 @@ def embed(*, images: Any = None, texts: Sequence[str] | str | None = None,
     return _router(provider, policy).embed(images=images, texts=texts, options=options)
 
 
-async def aembed(*, provider: ProviderArg = None, policy: Policy | None = None, **kwargs: Any) -> EmbedResult:
+async def aembed(*, images: Images | None = None, texts: Sequence[str] | str | None = None,
+                 provider: ProviderArg = None, policy: Policy | None = None,
+                 options: dict[str, Any] | None = None) -> EmbedResult:
     """Async twin of :func:`embed`."""
-    return await _router(provider, policy).aembed(**kwargs)
+    return await _router(provider, policy).aembed(images=images, texts=texts, options=options)
+
+
+def preload(provider: ProviderArg, capability: Capability | str | None = None) -> list[str]:
+    """Import, build clients and load local weights ahead of the first call.
+
+    Args:
+        provider: a provider string, a list of them, a :class:`Router`, or
+            ``None`` for the default route (only what can run here is warmed).
+        capability: warm for this capability only; ``None``: every capability
+            offered (a bare plugin name means each of its default models).
+
+    Returns:
+        The provider strings warmed.
+
+    Raises:
+        ProviderUnavailableError: a named provider cannot run here; says the fix.
+
+    Example:
+        >>> mmsdk.preload("local:clip")     # at start-up, not on the first request
+        ['local:clip']
+    """
+    return _router(provider).preload(capability)
+
+
+async def apreload(provider: ProviderArg, capability: Capability | str | None = None,
+                   ) -> list[str]:
+    """Async twin of :func:`preload`: all of it runs in a worker thread, off the event loop."""
+    return await asyncio.to_thread(preload, provider, capability)
 
 
 def unload(provider: str | None = None) -> None:
@@ -557,4 +768,3 @@ def unload(provider: str | None = None) -> None:
 async def aunload(provider: str | None = None) -> None:
     """Async twin of :func:`unload`; closes async clients inside the running loop."""
     await get_registry().aunload(provider)
-

@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,6 @@ from ._errors import MMSDKError
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from ._registry import ProviderSpec
 
 __all__ = ["main"]
 
@@ -256,67 +254,26 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _deprecation_of(spec: ProviderSpec) -> Callable[[str], str | None] | None:
-    """The plugin's ``deprecation(model)``: the spec's own, else its lifecycle table's."""
-    own = getattr(spec, "deprecation", None)
-    if callable(own):
-        return own  # type: ignore[no-any-return]
-    lifecycle = getattr(spec.retired, "lifecycle", None)  # a ModelLifecycle's retired mapping
-    found = getattr(lifecycle, "deprecation", None)
-    return found if callable(found) else None
-
-
-def _lifecycle_warnings(spec: ProviderSpec | None, models: Sequence[str]) -> list[str]:
-    """Notes on *models* of *spec* that are retired or have an announced end-of-life today."""
-    if spec is None:
-        return []
-    deprecation = _deprecation_of(spec)
-    notes: list[str] = []
-    for model in dict.fromkeys(models):
-        try:
-            if model in spec.retired:
-                notes.append(f"{spec.name}:{model} is retired. {spec.retired[model]}")
-                continue
-            note = deprecation(model) if deprecation else None
-        except Exception as exc:  # a broken plugin is shown, not raised
-            note = f"{spec.name}:{model}: lifecycle check failed: {type(exc).__name__}: {exc}"
-        if note:
-            notes.append(note)
-    return notes
-
-
-def _with_warnings(rows: list[dict[str, Any]], registry: Any) -> list[dict[str, Any]]:
-    for row in rows:
-        if row.get("target"):
-            name, _, model = str(row["target"]).partition(":")
-            models = [model] if model else []
-        else:
-            name, models = row["provider"], list(row.get("defaults", {}).values())
-        row["warnings"] = _lifecycle_warnings(registry.specs.get(name), models)
-    return rows
-
-
 def _providers(args: argparse.Namespace) -> int:
-    from ._clock import today
-    from ._registry import describe_all, get_registry
+    from ._providers import providers
 
-    today()  # a malformed MMSDK_TODAY is the caller's mistake: say so, not per model
-    registry = get_registry()
-    rows = _with_warnings(describe_all(registry), registry)
+    statuses = providers()
+    labels = [f"{s.name} (plugin)" if s.kind == "plugin" else s.name for s in statuses]
     if args.json:
-        print(json.dumps(rows))
+        print(json.dumps([{"provider": label} | status.model_dump(mode="json")
+                          for label, status in zip(labels, statuses, strict=True)]))
         return 0
-    width = max([len(r["provider"]) for r in rows] + [8])
+    width = max([len(label) for label in labels] + [8])
     print(f"{'PROVIDER':<{width}}  {'CAPABILITIES':<34}  STATUS")
-    for row in rows:
-        status = "ready" if row["usable"] else f"unavailable: {row['reason']}"
-        capabilities = ",".join(row["capabilities"]) or "-"
-        print(f"{row['provider']:<{width}}  {capabilities:<34}  {status}")
-        if row.get("target"):
-            print(f"{'':<{width}}    = {row['target']}")
-        if not row["usable"] and row.get("fix"):
-            print(f"{'':<{width}}    fix: {row['fix']}")
-        for note in row["warnings"]:
+    for label, status in zip(labels, statuses, strict=True):
+        state = "ready" if status.usable else f"unavailable: {status.reason}"
+        capabilities = ",".join(c.value for c in status.capabilities) or "-"
+        print(f"{label:<{width}}  {capabilities:<34}  {state}")
+        if status.target:
+            print(f"{'':<{width}}    = {status.target}")
+        if not status.usable and status.fix:
+            print(f"{'':<{width}}    fix: {status.fix}")
+        for note in status.warnings:
             print(f"{'':<{width}}    warning: {note}")
     return 0
 

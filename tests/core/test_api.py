@@ -277,3 +277,53 @@ def test_video_frames_are_decoded_once_for_every_candidate(
         result = mmsdk.understand("x", video=clip_path, frames=3, provider=["first:m", "second:m"])
     assert result.provider == "second:m" and len(second.calls[0].images) == 3
     assert decoded == [3]
+
+
+# -- policies everywhere --------------------------------------------------------------
+SERVER_DOWN = [mmsdk.ProviderServerError] * 3
+
+
+def test_a_call_s_own_policy_sets_its_retries(fake: TestProvider) -> None:
+    fake.failures = list(SERVER_DOWN)
+    with pytest.raises(mmsdk.ProviderServerError):
+        mmsdk.understand("x", provider="fake:m", policy=mmsdk.Policy(retries=0))
+    assert len(fake.calls) == 1
+    fake.calls.clear()
+    fake.failures = list(SERVER_DOWN)
+    result = mmsdk.classify(encode(Image.new("RGB", (8, 8))), ["a", "b"], provider="fake:m",
+                            policy=mmsdk.Policy(retries=3, backoff=0))
+    assert len(fake.calls) == 4 and [a.outcome for a in result.attempts][-1] == "ok"
+
+
+async def test_the_async_twins_take_policy_too(fake: TestProvider) -> None:
+    fake.failures = list(SERVER_DOWN)
+    with pytest.raises(mmsdk.ProviderServerError):
+        await mmsdk.agenerate("x", provider="fake:m", policy=mmsdk.Policy(retries=0))
+    assert len(fake.calls) == 1
+
+
+def test_the_configured_policy_applies_to_calls_and_routers_that_name_none(
+        fake: TestProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mmsdk import _settings
+
+    monkeypatch.setattr(_settings, "_settings", _settings._settings)  # restored afterwards
+    mmsdk.configure(policy=mmsdk.Policy(retries=3, backoff=0))
+    fake.failures = list(SERVER_DOWN)
+    assert mmsdk.understand("x", provider="fake:m").attempts[-1].outcome == "ok"
+    assert len(fake.calls) == 4
+    fake.calls.clear()
+    fake.failures = list(SERVER_DOWN)
+    router = mmsdk.Router("fake:m")
+    assert router.policy.retries == 3
+    router.embed(texts=["a"])
+    assert len(fake.calls) == 4
+    fake.calls.clear()
+    fake.failures = list(SERVER_DOWN)
+    with pytest.raises(mmsdk.ProviderServerError):  # a router's own policy wins
+        mmsdk.Router("fake:m", mmsdk.Policy(retries=0)).embed(texts=["a"])
+    assert len(fake.calls) == 1
+    fake.calls.clear()
+    fake.failures = list(SERVER_DOWN)
+    with pytest.raises(mmsdk.ProviderServerError):  # and so does a call's
+        mmsdk.embed(texts=["a"], provider="fake:m", policy=mmsdk.Policy(retries=0))
+    assert len(fake.calls) == 1
