@@ -145,10 +145,20 @@ class ClientPool:
         if entry is not None:
             await entry.closer.aclose()  # type: ignore[attr-defined]
         config = self._endpoints()
-        clients = [openai.AsyncOpenAI(api_key=config.api_key, base_url=url,
-                                      organization=config.organization, project=config.project,
-                                      max_retries=0)
-                   for url in config.urls]
+
+        def build() -> list[openai.AsyncOpenAI]:
+            return [openai.AsyncOpenAI(api_key=config.api_key, base_url=url,
+                                       organization=config.organization, project=config.project,
+                                       max_retries=0)
+                    for url in config.urls]
+
+        # Building a client loads the TLS trust store (tens of ms): not on the caller's loop.
+        clients = await asyncio.to_thread(build)
+        entry = self._async.get(loop)
+        if entry is not None and entry.version == version:  # another task built them meanwhile
+            for client in clients:
+                await client.close()
+            return entry.clients
         closer = _closer(clients)
         await closer.__anext__()  # registers it with this loop's shutdown_asyncgens
         with self._lock:  # loops in other threads share this pool
