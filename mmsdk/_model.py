@@ -48,6 +48,13 @@ class Model:
         self.provider = provider
         self.info = info
 
+    def preload(self) -> None:
+        """Get ready ahead of the first call (:func:`mmsdk.preload`): load weights, build clients.
+
+        Called in a worker thread; calling it twice does no extra work. The
+        default does nothing: the object was already built, which imported the SDK.
+        """
+
     def close(self) -> None:
         """Release clients, weights and caches. Called by :func:`mmsdk.unload`."""
 

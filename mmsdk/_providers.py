@@ -257,9 +257,7 @@ def _warm(registry: Registry, resolved: Resolved, capabilities: set[Capability])
         model = registry.model(resolved)  # imports the SDK or library, builds clients
         for capability in sorted(capabilities, key=lambda c: c.value):
             check_model(model, capability, provider)
-        hook = getattr(model, "preload", None)
-        if callable(hook):
-            hook()  # a local model loads its weights
+        model.preload()  # a local model loads its weights
     except MMSDKError:
         raise
     except Exception as exc:
