@@ -201,7 +201,7 @@ class ModelLifecycle:
         retired = self.retired_message(model)
         if retired is not None:
             raise UnknownProviderError(f"{self.plugin}:{model} is retired. {retired}",
-                                       provider=f"{self.plugin}:{model}")
+                                       provider=f"{self.plugin}:{model}", code="retired_model")
         note = self.deprecation(model)
         if note is None:
             return []

@@ -183,7 +183,7 @@ def fetch_url(url: str, settings: Settings, *, label: str,
             error = InvalidInputError(f"{label}: fetching {redact_url(url)} timed out; check "
                                       "the URL or download it yourself.")
     except _Refused as refused:
-        error = InvalidInputError(refused.message)
+        error = InvalidInputError(refused.message, code=refused.code)
     raise error
 
 
@@ -196,9 +196,10 @@ def _deadline_passed(label: str) -> ProviderTimeoutError:
 class _Refused(Exception):
     """An error message about the URL, raised as ``InvalidInputError`` with no chain."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str = "invalid_value") -> None:
         super().__init__(message)
         self.message = message
+        self.code = code
 
 
 def _parse(url: str | httpx.URL, label: str) -> httpx.URL:
@@ -218,7 +219,7 @@ def _parse(url: str | httpx.URL, label: str) -> httpx.URL:
         raise _Refused(f"{label}: {shown} is not a valid URL{reason}.") from None
     if parsed.scheme not in {"http", "https"}:
         raise _Refused(f"{label}: URL scheme {parsed.scheme!r} is not allowed; use http or "
-                       "https.")
+                       "https.", code="unsafe_url")
     if not host:
         raise _Refused(f"{label}: {shown} has no host name.")
     if port is not None and not 0 < port < 65536:
@@ -234,7 +235,8 @@ def _check_numeric_host(host: str, label: str, shown: str) -> None:
         except ValueError:
             raise _Refused(
                 f"{label}: {shown} spells its IPv4 address in a non-standard form (octal, "
-                "hex or fewer than four parts); write it as four decimal numbers, a.b.c.d."
+                "hex or fewer than four parts); write it as four decimal numbers, a.b.c.d.",
+                code="unsafe_url",
             ) from None
 
 
@@ -272,7 +274,8 @@ def _fetch(url: str, settings: Settings, label: str, limit: float) -> bytes:
                         )
                     return _read_capped(response, settings.max_input_bytes, label, limit)
             except BlockedAddressError as exc:
-                raise _Refused(f"{label}: refused to fetch {shown}: {exc}.{hint}") from None
+                raise _Refused(f"{label}: refused to fetch {shown}: {exc}.{hint}",
+                               code="unsafe_url") from None
             except httpx.TimeoutException:
                 raise
             except httpx.HTTPError as exc:
@@ -286,7 +289,8 @@ def _fetch(url: str, settings: Settings, label: str, limit: float) -> bytes:
 def _read_capped(response: httpx.Response, cap: int, label: str, limit: float) -> bytes:
     too_big = _Refused(
         f"{label}: the URL's body is larger than {cap} bytes; "
-        "raise mmsdk.configure(max_input_bytes=...) if you trust it."
+        "raise mmsdk.configure(max_input_bytes=...) if you trust it.",
+        code="input_too_large",
     )
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > cap:

@@ -139,7 +139,7 @@ class Job:
                     f"{provider} cannot honour {', '.join(sorted(missing))}; drop "
                     f"{'it' if len(missing) == 1 else 'them'}, pick a provider that can, or "
                     "use Policy(lenient=True) to ignore unsupported options.",
-                    provider=provider))
+                    provider=provider, code="unsupported_option"))
             for feature in sorted(missing):
                 for name, mapped in self.request.first_class.items():
                     if mapped == feature:

@@ -128,7 +128,8 @@ class LoadedImage:
         except MemoryError:
             raise
         except Exception as exc:  # any failure to decode input bytes is the input's fault
-            raise InvalidInputError(f"{self._what}: is corrupt or truncated ({exc}).") from None
+            raise InvalidInputError(f"{self._what}: is corrupt or truncated ({exc}).",
+                                    code="input_corrupt") from None
         method = _UPRIGHT.get(self.orientation)
         return image.transpose(method) if method is not None else image
 
@@ -212,7 +213,8 @@ def load_image(source: Any, *, label: str = "image", settings: Settings | None =
             data = fetch_url(text, settings, label=what, deadline=deadline)
             return _from_encoded(data, what, _describe(text), settings)
         if "://" in text[:16]:
-            raise InvalidInputError(f"{what}: only http, https and data: URLs are accepted.")
+            raise InvalidInputError(f"{what}: only http, https and data: URLs are accepted.",
+                                    code="unsafe_url")
         data = read_capped(Path(text), settings.max_input_bytes, what,
                            hint="shrink it or raise mmsdk.configure(max_input_bytes=...)")
         return _from_encoded(data, what, _describe(text), settings)
@@ -252,7 +254,7 @@ def read_capped(path: Path, cap: int, what: str, *, hint: str) -> bytes:
     too_big = f"{what}: over the {cap}-byte cap; {hint}."
     if info.st_size > cap:
         raise InvalidInputError(f"{what}: {info.st_size} bytes is over the {cap}-byte cap; "
-                                f"{hint}.")
+                                f"{hint}.", code="input_too_large")
     # O_NONBLOCK: if the path was swapped for a FIFO since the stat, opening it
     # must not wait for a writer; fstat then refuses it.
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -268,7 +270,7 @@ def read_capped(path: Path, cap: int, what: str, *, hint: str) -> bytes:
         except OSError as exc:
             raise InvalidInputError(f"{what}: cannot read it ({exc.strerror}).") from None
     if len(data) > cap:
-        raise InvalidInputError(too_big)
+        raise InvalidInputError(too_big, code="input_too_large")
     return data
 
 
@@ -277,21 +279,23 @@ def _from_data_url(url: str, what: str, settings: Settings) -> bytes:
     if not sep or not header.endswith(";base64"):
         raise InvalidInputError(f"{what}: data: URLs must be base64 ('data:image/png;base64,...').")
     if len(payload) * 3 // 4 > settings.max_input_bytes:
-        raise InvalidInputError(f"{what}: over the {settings.max_input_bytes}-byte cap.")
+        raise InvalidInputError(f"{what}: over the {settings.max_input_bytes}-byte cap.",
+                                code="input_too_large")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidInputError(f"{what}: the data: URL is not valid base64.") from None
+        raise InvalidInputError(f"{what}: the data: URL is not valid base64.",
+                                code="input_corrupt") from None
 
 
 def _from_encoded(data: bytes, what: str, source: str, settings: Settings) -> LoadedImage:
     """Check *data* from its header and container structure, without decoding pixels."""
     if not data:
-        raise InvalidInputError(f"{what}: is empty.")
+        raise InvalidInputError(f"{what}: is empty.", code="input_corrupt")
     if len(data) > settings.max_input_bytes:
         raise InvalidInputError(
             f"{what}: {len(data)} bytes is over the {settings.max_input_bytes}-byte cap; "
-            "shrink it or raise mmsdk.configure(max_input_bytes=...)."
+            "shrink it or raise mmsdk.configure(max_input_bytes=...).", code="input_too_large"
         )
     try:
         with warnings.catch_warnings():
@@ -302,18 +306,19 @@ def _from_encoded(data: bytes, what: str, source: str, settings: Settings) -> Lo
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidInputError(
-            f"{what}: looks like a decompression bomb (too many pixels); refusing to decode it."
+            f"{what}: looks like a decompression bomb (too many pixels); refusing to decode it.",
+            code="input_too_large"
         ) from None
     except UnidentifiedImageError:
         raise InvalidInputError(
-            f"{what}: is not an image PIL can read (PNG, JPEG, WebP, GIF, ...)."
+            f"{what}: is not an image PIL can read (PNG, JPEG, WebP, GIF, ...).", code="input_corrupt"
         ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidInputError(f"{what}: is corrupt or truncated ({exc}).") from None
+        raise InvalidInputError(f"{what}: is corrupt or truncated ({exc}).", code="input_corrupt") from None
     fmt = image.format
     layout = _layout(data, fmt)
     if isinstance(layout, str):
-        raise InvalidInputError(f"{what}: is corrupt or truncated ({layout}).")
+        raise InvalidInputError(f"{what}: is corrupt or truncated ({layout}).", code="input_corrupt")
     orientation = _header_orientation(image, data, layout, what)
     return LoadedImage(None, source, data, fmt, size=image.size, orientation=orientation,
                        what=what, layout=layout)
@@ -321,12 +326,12 @@ def _from_encoded(data: bytes, what: str, source: str, settings: Settings) -> Lo
 
 def _check_pixels(width: int, height: int, what: str, settings: Settings) -> None:
     if width <= 0 or height <= 0:
-        raise InvalidInputError(f"{what}: has no pixels ({width}x{height}).")
+        raise InvalidInputError(f"{what}: has no pixels ({width}x{height}).", code="input_corrupt")
     if width * height > settings.max_input_pixels:
         raise InvalidInputError(
             f"{what}: {width}x{height} is over the {settings.max_input_pixels}-pixel cap "
             "(a decompression-bomb guard); shrink it or raise "
-            "mmsdk.configure(max_input_pixels=...)."
+            "mmsdk.configure(max_input_pixels=...).", code="input_too_large"
         )
 
 
@@ -350,7 +355,8 @@ def _header_orientation(image: Image.Image, data: bytes, layout: Any, what: str)
         else:
             value = image.getexif().get(_ORIENTATION, 1)
     except Exception as exc:  # a broken EXIF block is the input's fault
-        raise InvalidInputError(f"{what}: has unreadable EXIF data ({exc}).") from None
+        raise InvalidInputError(f"{what}: has unreadable EXIF data ({exc}).",
+                                code="input_corrupt") from None
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
@@ -360,7 +366,8 @@ def _orient(image: Image.Image, what: str) -> Image.Image:
             return image
         oriented = ImageOps.exif_transpose(image)
     except Exception as exc:  # a broken EXIF block is the input's fault
-        raise InvalidInputError(f"{what}: has unreadable EXIF data ({exc}).") from None
+        raise InvalidInputError(f"{what}: has unreadable EXIF data ({exc}).",
+                                code="input_corrupt") from None
     return oriented if oriented is not None else image
 
 
@@ -369,7 +376,7 @@ def _from_pil(image: Image.Image, what: str, settings: Settings) -> Image.Image:
     try:
         image.load()
     except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{what}: cannot be loaded ({exc}).") from None
+        raise InvalidInputError(f"{what}: cannot be loaded ({exc}).", code="input_corrupt") from None
     return _orient(image, what)
 
 

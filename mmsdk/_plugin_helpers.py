@@ -11,11 +11,12 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 from ._errors import (
     AuthenticationError,
     ContentPolicyError,
+    MMSDKError,
     OutputValidationError,
     ProviderConnectionError,
     ProviderError,
@@ -34,6 +35,7 @@ __all__ = [
     "host_reachable",
     "missing_packages",
     "parse_retry_after",
+    "raise_mapped",
     "scores_from_answer",
 ]
 
@@ -116,34 +118,93 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 def error_for_status(status: int | None, message: str, *, provider: str,
-                     retry_after: float | None = None, policy: bool = False) -> ProviderError:
+                     retry_after: float | None = None, policy: bool = False,
+                     headers: Mapping[str, str] | None = None,
+                     endpoint: str | None = None) -> ProviderError:
     """Map an HTTP status from a provider to the mmsdk error a router acts on.
 
     Args:
         status: the HTTP status code.
         message: the provider's message (it is redacted on the way in).
         provider: the provider string.
-        retry_after: the server's hint, for 429 and 503.
+        retry_after: the server's hint in seconds; kept on a 429, 503 or 529.
         policy: the body says this is a content-policy refusal.
+        headers: the response headers: ``retry-after-ms`` / ``Retry-After`` give
+            *retry_after* when it is not passed.
+        endpoint: the base URL that answered, when known.
     """
+    if retry_after is None and status in _RETRY_AFTER_STATUSES:
+        retry_after = parse_retry_after(headers)
     if policy:
         return ContentPolicyError(f"{provider} refused on content-policy grounds: {message}",
-                                  provider=provider, status=status)
+                                  provider=provider, status=status, endpoint=endpoint)
     if status == 429:
         return RateLimitError(f"{provider} is rate limiting: {message}", provider=provider,
-                              retry_after=retry_after)
+                              retry_after=retry_after, endpoint=endpoint)
     if status in (401, 403):
         return AuthenticationError(f"{provider} rejected the credentials ({status}): {message}. "
                                    "Check the API key and its permissions.", provider=provider,
-                                   status=status)
+                                   status=status, endpoint=endpoint)
     if status in (408, 504):
         return ProviderTimeoutError(f"{provider} timed out ({status}): {message}",
-                                    provider=provider, status=status)
+                                    provider=provider, status=status, endpoint=endpoint)
     if status is not None and status >= 500:
-        return ProviderServerError(f"{provider} had a server error ({status}): {message}",
-                                   provider=provider, status=status)
+        return ProviderServerError(
+            f"{provider} had a server error ({status}): {message}", provider=provider,
+            status=status, endpoint=endpoint,
+            retry_after=retry_after if status in _RETRY_AFTER_STATUSES else None)
     return ProviderError(f"{provider} rejected the request ({status}): {message}",
-                         provider=provider, status=status)
+                         provider=provider, status=status, endpoint=endpoint)
+
+
+# The statuses whose Retry-After routing honours (DESIGN: 429, 503 and Anthropic's 529).
+_RETRY_AFTER_STATUSES = frozenset({429, 503, 529})
+
+
+# Exceptions from these packages may hold a request (headers, so keys) or a response.
+_NETWORK_PACKAGES = frozenset({"aiohttp", "anthropic", "google", "httpcore", "httpx", "httpx2",
+                               "huggingface_hub", "openai", "requests", "urllib3"})
+
+
+def _from_network(exc: BaseException) -> bool:
+    """Whether *exc* or any exception in its chain comes from a network client."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        package = type(current).__module__.partition(".")[0]
+        attributes = getattr(current, "__dict__", {})
+        if package in _NETWORK_PACKAGES or any(
+                name in attributes for name in ("request", "response", "_request")):
+            return True
+        pending += [current.__cause__, current.__context__]
+    return False
+
+
+def raise_mapped(error: MMSDKError, cause: BaseException | None = None) -> NoReturn:
+    """Raise a plugin's mapped *error*, chained to *cause* only when that is safe.
+
+    For a plugin's error boundary. *cause* becomes ``__cause__`` (its traceback
+    is worth keeping: a torch or PIL failure) unless it, or any exception in
+    its chain, comes from a network client (SDK, httpx, requests, the hub),
+    whose exceptions hold the request and its headers, so the API key. Without
+    a safe *cause*, *error* is raised with neither ``__cause__`` nor
+    ``__context__``: ``raise mapped from None`` is not enough, since it only
+    hides the exception being handled from tracebacks, and an ``except``
+    block or a ``with`` block's ``__exit__`` sets ``__context__`` to it
+    whatever the ``raise`` says. A bare ``raise`` of the caught error does not
+    set it again.
+    """
+    if cause is not None and not _from_network(cause):
+        raise error from cause
+    try:
+        raise error from None
+    except MMSDKError as raised:
+        raised.__context__ = None
+        raise
 
 
 def _names(exc: BaseException) -> set[str]:

@@ -254,5 +254,6 @@ def _encode_to_fit(image: Image.Image, fmt: str, limits: MediaLimits, source: st
                 return data, current, lossy, current is not image
         current = _resize(current, 0.75)
     raise InvalidInputError(
-        f"{source}: cannot be made to fit the provider's {limits.max_bytes}-byte limit."
+        f"{source}: cannot be made to fit the provider's {limits.max_bytes}-byte limit.",
+        code="input_too_large",
     )

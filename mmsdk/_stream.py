@@ -49,15 +49,20 @@ class _StreamState:
         if isinstance(event, UnderstandResult):
             self._final = event
             return None
-        raise ProviderError(f"{self.provider} streamed a {type(event).__name__}; expected str "
-                            "chunks and one UnderstandResult.", provider=self.provider)
+        error = ProviderError(f"{self.provider} streamed a {type(event).__name__}; expected str "
+                              "chunks and one UnderstandResult.", provider=self.provider)
+        error.partial_text = "".join(self._chunks)
+        raise error
 
     def _wrap(self, exc: Exception) -> MMSDKError:
+        """The error to raise for *exc*, carrying the text the caller has received so far."""
         if isinstance(exc, MMSDKError):
-            return exc
-        error = ProviderError(f"{self.provider} failed mid-stream: {type(exc).__name__}: {exc}.",
-                              provider=self.provider)
-        error.__cause__ = exc
+            error = exc
+        else:
+            error = ProviderError(f"{self.provider} failed mid-stream: {type(exc).__name__}: "
+                                  f"{exc}.", provider=self.provider)
+            error.__cause__ = exc
+        error.partial_text = "".join(self._chunks)
         return error
 
     def _complete(self) -> None:
@@ -66,7 +71,11 @@ class _StreamState:
         if not final.text:
             final.text = "".join(self._chunks)
         request = bound.request
-        final = validate_structured(final, request, self.provider)  # type: ignore[arg-type]
+        try:
+            final = validate_structured(final, request, self.provider)  # type: ignore[arg-type]
+        except MMSDKError as error:  # the answer arrived whole but did not validate
+            error.partial_text = "".join(self._chunks)
+            raise
         finish(final, bound)
         final.attempts = run.ordered_attempts()
         final.elapsed = time.monotonic() - run.started

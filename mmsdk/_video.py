@@ -54,11 +54,11 @@ def load_video(source: Any, settings: Settings) -> VideoInput:
     path = Path(text)
     size = check_regular_file(path, f"video ({path})").st_size
     if size == 0:
-        raise InvalidInputError(f"video ({path}): is empty.")
+        raise InvalidInputError(f"video ({path}): is empty.", code="input_corrupt")
     if size > settings.max_video_bytes:
         raise InvalidInputError(
             f"video ({path}): {size} bytes is over the {settings.max_video_bytes}-byte cap; "
-            "raise mmsdk.configure(max_video_bytes=...)."
+            "raise mmsdk.configure(max_video_bytes=...).", code="input_too_large"
         )
     mime = mimetypes.guess_type(path.name)[0] or "video/mp4"
     if not mime.startswith("video/"):
@@ -87,9 +87,10 @@ def sample_frames(video: VideoInput, count: int) -> list[LoadedImage]:
                 decoded = [frame.to_image() for frame in container.decode(video=0)]  # type: ignore[no-untyped-call]
                 picked = [decoded[i] for i in sorted(_spread(len(decoded), count))]
     except (av.error.FFmpegError, ValueError, IndexError) as exc:
-        raise InvalidInputError(f"video ({video.path}): cannot be decoded ({exc}).") from None
+        raise InvalidInputError(f"video ({video.path}): cannot be decoded ({exc}).",
+                                code="input_corrupt") from None
     if not picked:
-        raise InvalidInputError(f"video ({video.path}): has no frames.")
+        raise InvalidInputError(f"video ({video.path}): has no frames.", code="input_corrupt")
     return [LoadedImage(image, f"{video.path.name} frame {i}") for i, image in enumerate(picked)]
 
 

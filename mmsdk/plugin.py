@@ -32,6 +32,7 @@ from ._errors import (
     AuthenticationError,
     CancelledError,
     CapabilityError,
+    CircuitOpenError,
     ContentPolicyError,
     InvalidInputError,
     MMSDKError,
@@ -55,6 +56,7 @@ from ._plugin_helpers import (
     host_reachable,
     missing_packages,
     parse_retry_after,
+    raise_mapped,
     scores_from_answer,
 )
 from ._prepare import PreparedImage
@@ -77,7 +79,8 @@ from ._video import VideoInput
 __all__ = [
     "AllProvidersFailedError", "AuthenticationError", "Availability", "CancelledError",
     "Capability",
-    "CapabilityError", "Classify", "ClassifyRequest", "ClassifyResult", "ContentPolicyError",
+    "CapabilityError", "CircuitOpenError", "Classify", "ClassifyRequest", "ClassifyResult",
+    "ContentPolicyError",
     "Embed", "EmbedRequest", "EmbedResult", "EndOfLife", "Generate", "GenerateRequest",
     "GenerateResult",
     "InvalidInputError", "MMSDKError", "MediaLimits", "Model", "ModelDeprecationWarning",
@@ -87,6 +90,7 @@ __all__ = [
     "RateLimitError", "Request", "StreamEvent", "Understand", "UnderstandRequest",
     "UnderstandResult", "UnknownProviderError", "Usage", "VideoInput", "add_secret",
     "classification_prompt", "classification_schema", "error_for_status", "error_for_transport",
-    "first_env", "hookimpl", "host_reachable", "missing_packages", "parse_retry_after", "redact",
+    "first_env", "hookimpl", "host_reachable", "missing_packages", "parse_retry_after",
+    "raise_mapped", "redact",
     "register_plugin", "scores_from_answer", "today", "unregister_plugin",
 ]

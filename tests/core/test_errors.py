@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 import pytest
 
 import mmsdk
 from mmsdk._redact import redact
-from mmsdk.plugin import error_for_status, error_for_transport, parse_retry_after
+from mmsdk.plugin import error_for_status, error_for_transport, parse_retry_after, raise_mapped
 from mmsdk.testing import TestProvider
 
 PLANTED = "sk-proj-PLANTEDsecretKEY0123456789abcdef"
@@ -20,7 +21,7 @@ PLANTED = "sk-proj-PLANTEDsecretKEY0123456789abcdef"
      mmsdk.ProviderUnavailableError, mmsdk.ProviderError, mmsdk.RateLimitError,
      mmsdk.ProviderTimeoutError, mmsdk.ProviderConnectionError, mmsdk.ProviderServerError,
      mmsdk.AuthenticationError, mmsdk.ContentPolicyError, mmsdk.OutputValidationError,
-     mmsdk.CancelledError],
+     mmsdk.CancelledError, mmsdk.CircuitOpenError, mmsdk.AllProvidersFailedError],
 )
 def test_every_error_is_an_mmsdk_error_and_is_documented(cls: type[Exception]) -> None:
     assert issubclass(cls, mmsdk.MMSDKError)
@@ -33,7 +34,7 @@ def test_transient_flags() -> None:
     transient = {c for c in (mmsdk.RateLimitError, mmsdk.ProviderTimeoutError,
                              mmsdk.ProviderConnectionError, mmsdk.ProviderServerError)}
     for cls in (*transient, mmsdk.AuthenticationError, mmsdk.ContentPolicyError,
-                mmsdk.ProviderError):
+                mmsdk.ProviderError, mmsdk.CircuitOpenError, mmsdk.OutputValidationError):
         assert cls.transient is (cls in transient)
 
 
@@ -106,3 +107,65 @@ def test_transport_mapping() -> None:
     assert isinstance(error_for_transport(json.JSONDecodeError("x", "{", 0), provider="p"),
                       mmsdk.ProviderServerError)
     assert error_for_transport(KeyError("x"), provider="p") is None
+
+
+def test_a_url_password_is_redacted() -> None:
+    error = mmsdk.InvalidInputError("fetching https://bob:hunter2@cdn.example.com/a.png failed")
+    assert "hunter2" not in str(error) and "https://***@cdn.example.com/a.png" in str(error)
+
+
+class _Boundary:
+    """A plugin boundary written the way the cloud plugins write theirs."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, exc: BaseException | None, traceback: object) -> None:
+        if isinstance(exc, KeyError):
+            raise_mapped(mmsdk.AuthenticationError("mapped", provider="p"))
+
+
+def _sdk_error() -> Exception:
+    """What an SDK raises: an error whose request holds the key in its headers."""
+    error = KeyError(f"Authorization: Bearer {PLANTED}")
+    error.request = {"headers": {"authorization": f"Bearer {PLANTED}"}}  # type: ignore[attr-defined]
+    return error
+
+
+def test_raise_mapped_leaves_no_chain_from_a_with_block() -> None:
+    with pytest.raises(mmsdk.AuthenticationError) as caught, _Boundary():
+        raise _sdk_error()
+    error = caught.value
+    # `raise mapped from None` in __exit__ would leave the KeyError as __context__.
+    assert error.__cause__ is None and error.__context__ is None
+    assert PLANTED not in "".join(traceback.format_exception(error))
+
+
+def test_raise_mapped_leaves_no_chain_from_an_except_block() -> None:
+    with pytest.raises(mmsdk.ProviderError) as caught:
+        try:
+            raise _sdk_error()
+        except KeyError as exc:
+            raise_mapped(mmsdk.ProviderError("mapped"), exc)  # a cause that holds a request
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+def test_raise_mapped_keeps_a_local_cause() -> None:
+    """A torch / PIL failure keeps its traceback; one with a network error under it does not."""
+    with pytest.raises(mmsdk.ProviderError) as caught:
+        try:
+            raise RuntimeError("CUDA error: device-side assert triggered")
+        except RuntimeError as exc:
+            raise_mapped(mmsdk.ProviderError("mapped"), exc)
+    assert isinstance(caught.value.__cause__, RuntimeError)
+    import httpx
+
+    with pytest.raises(mmsdk.ProviderUnavailableError) as hub:
+        try:
+            try:
+                raise httpx.ConnectError("no route to the hub")
+            except httpx.ConnectError as network:
+                raise OSError("could not load the weights") from network
+        except OSError as exc:
+            raise_mapped(mmsdk.ProviderUnavailableError("mapped"), exc)
+    assert hub.value.__cause__ is None and hub.value.__context__ is None
