@@ -19,6 +19,11 @@ What escapes the SDK with its retries off (see FIELD_NOTES), and where it goes::
     raw httpx2.RemoteProtocolError mid-stream -> ProviderConnectionError
     json.JSONDecodeError (malformed body)     -> ProviderServerError
     any other anthropic.AnthropicError        -> ProviderError
+
+A 429, 503 or 529 keeps its ``retry-after-ms`` / ``Retry-After`` as ``retry_after``.
+The mapped error is raised with no ``__cause__`` and no ``__context__``
+(:func:`mmsdk.plugin.raise_mapped`): the SDK's exception holds the request,
+whose ``x-api-key`` header is the key.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from mmsdk.plugin import (
     error_for_status,
     error_for_transport,
     parse_retry_after,
+    raise_mapped,
 )
 
 __all__ = ["ErrorBoundary", "map_exception"]
@@ -99,8 +105,8 @@ def _status_error(exc: Any, provider: str) -> ProviderError:
 class ErrorBoundary:
     """``with ErrorBoundary(provider):`` around every SDK call and stream iteration.
 
-    Raises the mapped mmsdk error ``from`` the original; mmsdk errors, and
-    exceptions that are not the SDK's, its transport's or json's, pass through.
+    Raises the mapped mmsdk error, unchained from the original; mmsdk errors,
+    and exceptions that are not the SDK's, its transport's or json's, pass through.
     """
 
     def __init__(self, provider: str) -> None:
@@ -115,4 +121,4 @@ class ErrorBoundary:
             return
         mapped = map_exception(exc, self.provider)
         if mapped is not None:
-            raise mapped from exc
+            raise_mapped(mapped)

@@ -16,8 +16,10 @@ What escapes google-genai (with retries off)::
     google.auth errors (Vertex AI)    -> ProviderUnavailableError / AuthenticationError
 
 mmsdk errors raised inside (safety blocks, missing images) pass through.
-Nothing raw leaves, and the raw exception is not chained: httpx2's request
-objects hold the ``x-goog-api-key`` header.
+Nothing raw leaves, and the raw exception is not chained, not even as
+``__context__`` (:func:`mmsdk.plugin.raise_mapped`): httpx2's request objects
+hold the ``x-goog-api-key`` header. A 429, 503 or 529 keeps its ``Retry-After``
+as ``retry_after``.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from mmsdk.plugin import (
     error_for_status,
     error_for_transport,
     parse_retry_after,
+    raise_mapped,
 )
 
 __all__ = ["gemini_errors", "translate"]
@@ -57,7 +60,7 @@ def gemini_errors(provider: str) -> Iterator[None]:
         mapped = translate(exc, provider)
         if mapped is None:
             raise
-        raise mapped from None
+        raise_mapped(mapped)
 
 
 def translate(exc: BaseException, provider: str) -> MMSDKError | None:
@@ -102,7 +105,7 @@ def _api_error(exc: Any, provider: str) -> ProviderError:
         return AuthenticationError(f"{provider} rejected the API key (400 API_KEY_INVALID): "
                                    f"{text}. Check GEMINI_API_KEY / GOOGLE_API_KEY.",
                                    provider=provider, status=400)
-    return error_for_status(code, text, provider=provider)
+    return error_for_status(code, text, provider=provider, headers=_headers(exc))
 
 
 def _headers(exc: Any) -> Mapping[str, str] | None:

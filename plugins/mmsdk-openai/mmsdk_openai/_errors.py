@@ -14,8 +14,11 @@ Mapping (retries are off in the SDK; the mmsdk router retries and falls back)::
                                             ContentPolicyError by its code
     httpx2.* / json.JSONDecodeError      -> via mmsdk.plugin.error_for_transport
 
-Mapped errors are raised ``from None``: the SDK's exception carries the request
-(headers included) and unredacted text, which must not reach a traceback.
+Mapped errors are raised with no ``__cause__`` and no ``__context__``
+(:func:`mmsdk.plugin.raise_mapped`): the SDK's exception carries the request
+(headers included) and unredacted text, which must not stay reachable from the
+error. A 429, 503 or 529 keeps its ``Retry-After`` / ``retry-after-ms`` as
+``retry_after``; every mapped error names the base URL that failed (``endpoint``).
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ from mmsdk.plugin import (
     error_for_status,
     error_for_transport,
     parse_retry_after,
+    raise_mapped,
 )
 
-__all__ = ["POLICY_CODES", "boundary", "translate"]
+__all__ = ["POLICY_CODES", "boundary", "endpoint_of", "translate"]
 
 POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_filter"})
 
@@ -64,7 +68,7 @@ class boundary:
             return  # success, already mapped, or KeyboardInterrupt / GeneratorExit
         mapped = translate(exc, self.provider)
         if mapped is not None:
-            raise mapped from None
+            raise_mapped(mapped)
 
 
 def _detail(exc: openai.APIError) -> tuple[str, str | None, str | None]:
@@ -79,16 +83,41 @@ def _detail(exc: openai.APIError) -> tuple[str, str | None, str | None]:
     return message, code, kind
 
 
+# Operation paths the plugin calls: what is left of a request URL without them is the base URL.
+_OPERATIONS = ("/chat/completions", "/images/generations", "/images/edits", "/embeddings")
+
+
+def endpoint_of(exc: BaseException) -> str | None:
+    """The base URL the failed request went to (no userinfo, no query), if it is known."""
+    try:
+        request = getattr(exc, "request", None)  # httpx2 raises RuntimeError when unset
+    except RuntimeError:
+        return None
+    url: Any = getattr(request, "url", None)
+    try:
+        path = str(url.path)
+        base = f"{url.scheme}://{url.netloc.decode('ascii')}"
+    except (AttributeError, UnicodeDecodeError):
+        return None
+    for operation in _OPERATIONS:
+        if path.endswith(operation):
+            path = path[:-len(operation)]
+            break
+    return base + path.rstrip("/")
+
+
 def translate(exc: BaseException, provider: str) -> MMSDKError | None:
     """The mmsdk error for *exc*, or ``None`` if it is not an SDK/transport/decoding error."""
+    endpoint = endpoint_of(exc)
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeoutError(f"{provider} did not answer within the timeout. Raise "
-                                    "Policy(timeout=...) or try later.", provider=provider)
+                                    "Policy(timeout=...) or try later.", provider=provider,
+                                    endpoint=endpoint)
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         why = f" ({type(cause).__name__})" if cause is not None else ""
         return ProviderConnectionError(f"{provider} connection failed: {exc.message}{why}",
-                                       provider=provider)
+                                       provider=provider, endpoint=endpoint)
     if isinstance(exc, openai.APIStatusError):
         message, code, _ = _detail(exc)
         status = exc.status_code
@@ -96,19 +125,23 @@ def translate(exc: BaseException, provider: str) -> MMSDKError | None:
             message = f"{message} [code: {code}]"
         return error_for_status(status, message, provider=provider,
                                 retry_after=parse_retry_after(exc.response.headers),
-                                policy=code in POLICY_CODES)
+                                policy=code in POLICY_CODES, endpoint=endpoint)
     if isinstance(exc, openai.APIError):  # no HTTP status: an error event inside a stream
         message, code, kind = _detail(exc)
         tags = f"{code or ''} {kind or ''}"
         if code in POLICY_CODES or kind in POLICY_CODES:
             return ContentPolicyError(f"{provider} refused on content-policy grounds: {message}",
-                                      provider=provider)
+                                      provider=provider, endpoint=endpoint)
         if "rate_limit" in tags:
-            return RateLimitError(f"{provider} is rate limiting: {message}", provider=provider)
+            return RateLimitError(f"{provider} is rate limiting: {message}", provider=provider,
+                                  endpoint=endpoint)
         return ProviderServerError(f"{provider} reported an error in the stream: {message}"
                                    f"{f' [{tags.strip()}]' if tags.strip() else ''}",
-                                   provider=provider)
+                                   provider=provider, endpoint=endpoint)
     if isinstance(exc, openai.OpenAIError):
         return ProviderError(f"{provider} failed in the openai SDK: {type(exc).__name__}: {exc}",
-                             provider=provider)
-    return error_for_transport(exc, provider=provider)
+                             provider=provider, endpoint=endpoint)
+    mapped = error_for_transport(exc, provider=provider)
+    if mapped is not None and endpoint is not None:
+        mapped.endpoint = endpoint
+    return mapped

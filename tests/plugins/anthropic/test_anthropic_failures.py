@@ -153,6 +153,7 @@ def test_mid_stream_fault_after_first_chunk(claude: LoopbackServer, wire: Any, c
     chunks, error = _consume(mmsdk.Router(wire.PROVIDER, policy=mmsdk.Policy(timeout=0.3)))
     assert type(error) is expected and error.provider == wire.PROVIDER
     assert chunks == ["Hello", " world"]
+    assert error.partial_text == "Hello world"  # what the caller had received
     assert len(claude.received) == 1  # mid-stream: routing is settled, nothing retried
     # a stall is cut at the 0.3 s read timeout, long before STALL ends; the bound is
     # generous so a busy machine cannot fail it
@@ -166,10 +167,11 @@ async def test_async_mid_stream_stall_and_drop(claude: LoopbackServer, wire: Any
     router = mmsdk.Router(wire.PROVIDER, policy=mmsdk.Policy(timeout=0.3))
     for expected in (mmsdk.ProviderTimeoutError, mmsdk.ProviderConnectionError):
         stream = await router.aunderstand("Describe.", stream=True)
-        with pytest.raises(expected):
+        with pytest.raises(expected) as caught:
             async for _ in stream:
                 pass
         assert stream.result is None
+        assert caught.value.partial_text == "Hello world"
     assert len(claude.received) == 2
 
 
@@ -300,3 +302,65 @@ def test_planted_key_never_leaks(claude: LoopbackServer, wire: Any,
     assert wire.header(claude.received[0], "authorization") == f"Bearer {wire.KEY}"  # it was used
     assert caplog.records  # the SDK did log at debug level
     assert not [text for text in exposed if wire.KEY in text]
+
+
+# -- errors for machines -------------------------------------------------------------------
+def _chain(error: BaseException) -> list[BaseException]:
+    """*error* and every exception reachable from it: ``__cause__``, ``__context__``, ``.errors``."""
+    seen: dict[int, BaseException] = {}
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen[id(current)] = current
+        pending += [current.__cause__, current.__context__, *getattr(current, "errors", [])]
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("how", ["sync", "async", "stream-open", "mid-stream", "list"])
+async def test_no_key_anywhere_in_the_exception_chain(claude: LoopbackServer, wire: Any,
+                                                      how: str) -> None:
+    echoed = {"x-echoed-key": wire.KEY}
+    claude.default = Reply(status=401, headers=echoed, body=wire.error_body(
+        "authentication_error", f"invalid x-api-key {wire.KEY}"))
+    router = mmsdk.Router(wire.PROVIDER, policy=FAST)
+    with pytest.raises(mmsdk.MMSDKError) as caught:
+        if how == "sync":
+            router.understand("Describe.")
+        elif how == "async":
+            await router.aunderstand("Describe.")
+        elif how == "stream-open":
+            router.understand("Describe.", stream=True)
+        elif how == "mid-stream":  # raw httpx2.RemoteProtocolError, whose request holds the key
+            claude.default = Reply(events=wire.events("Hello", " world"), drop_after_events=5,
+                                   headers=echoed)
+            list(router.understand("Describe.", stream=True))
+        else:
+            mmsdk.Router([wire.PROVIDER, "anthropic:claude-opus-5-5"], policy=FAST).understand(
+                "Describe.")
+    assert wire.KEY in str(claude.received[0].headers)  # it was sent
+    if how == "list":  # one typed error per failed attempt
+        assert [type(e) for e in caught.value.errors] == [mmsdk.AuthenticationError] * 2  # type: ignore[attr-defined]
+    chain = _chain(caught.value)
+    # Only mmsdk errors: the SDK's exception (its request holds the x-api-key header)
+    # must not stay reachable, as __cause__ (``raise ... from exc``) or __context__.
+    assert all(isinstance(e, mmsdk.MMSDKError) for e in chain), chain
+    for item in chain:
+        for text in (str(item), repr(item), repr(item.args), repr(vars(item))):
+            assert wire.KEY not in text
+
+
+@pytest.mark.parametrize(("status", "headers", "seconds"), [
+    (529, {"retry-after": "4"}, 4.0),
+    (503, {"retry-after-ms": "2500"}, 2.5),
+], ids=["529", "503-ms"])
+def test_overloaded_keeps_retry_after(claude: LoopbackServer, wire: Any, status: int,
+                                      headers: dict[str, str], seconds: float) -> None:
+    claude.queue(Reply(status=status, headers=headers,
+                       body=wire.error_body("overloaded_error", "Overloaded")))
+    with pytest.raises(mmsdk.ProviderServerError) as caught:
+        mmsdk.Router(wire.PROVIDER, policy=FAST).understand("Describe.")
+    error = caught.value
+    assert (error.code, error.status, error.retry_after, error.retryable) == \
+        ("server_error", status, seconds, True)

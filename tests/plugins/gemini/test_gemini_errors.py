@@ -203,3 +203,67 @@ def test_google_api_key_is_accepted_too(loopback: LoopbackServer, wire, monkeypa
     loopback.queue(Reply(body=wire.answer()))
     assert mmsdk.understand("Hi", provider=wire.PROVIDER).text == "A red square."
     assert loopback.received[0].headers["x-goog-api-key"] == wire.KEY
+
+
+# -- errors for machines -------------------------------------------------------------------
+def _chain(error: BaseException) -> list[BaseException]:
+    """*error* and every exception reachable from it: ``__cause__``, ``__context__``, ``.errors``."""
+    seen: dict[int, BaseException] = {}
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen[id(current)] = current
+        pending += [current.__cause__, current.__context__, *getattr(current, "errors", [])]
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("how", ["sync", "async", "stream-open", "mid-stream", "list"])
+async def test_no_key_anywhere_in_the_exception_chain(api: LoopbackServer, wire,
+                                                      how: str) -> None:
+    echoed = {"x-echoed-key": wire.KEY}
+    api.default = Reply(status=400, headers=echoed, body=wire.error(
+        400, "INVALID_ARGUMENT", f"API key not valid: {wire.KEY}",
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}))
+    router = mmsdk.Router(wire.PROVIDER, policy=NO_RETRY)
+    with pytest.raises(mmsdk.MMSDKError) as caught:
+        if how == "sync":
+            router.understand("Hi")
+        elif how == "async":
+            await router.aunderstand("Hi")
+        elif how == "stream-open":
+            router.understand("Hi", stream=True)
+        elif how == "mid-stream":  # raw httpx2.RemoteProtocolError, whose request holds the key
+            api.default = Reply(events=[_FIRST, _FIRST], drop_after_events=1, headers=echoed)
+            list(router.understand("Hi", stream=True))
+        else:
+            mmsdk.Router([wire.PROVIDER, "gemini:gemini-2.5-flash"], policy=NO_RETRY).understand(
+                "Hi")
+    assert api.received[0].headers["x-goog-api-key"] == wire.KEY  # it was sent
+    if how == "list":  # one typed error per failed attempt
+        assert [type(e) for e in caught.value.errors] == [mmsdk.AuthenticationError] * 2  # type: ignore[attr-defined]
+    chain = _chain(caught.value)
+    # Only mmsdk errors: the SDK's exception (httpx2's request holds x-goog-api-key)
+    # must not stay reachable, not even as a suppressed __context__.
+    assert all(isinstance(e, mmsdk.MMSDKError) for e in chain), chain
+    for item in chain:
+        for text in (str(item), repr(item), repr(item.args), repr(vars(item))):
+            assert wire.KEY not in text
+
+
+def test_a_503_keeps_retry_after(api: LoopbackServer, wire) -> None:
+    api.queue(Reply(status=503, headers={"Retry-After": "3"},
+                    body=wire.error(503, "UNAVAILABLE", "overloaded")))
+    raised = _fails(lambda: mmsdk.Router(wire.PROVIDER, policy=NO_RETRY).understand("Hi"))
+    assert type(raised) is mmsdk.ProviderServerError
+    assert (raised.code, raised.status, raised.retry_after, raised.retryable) == \
+        ("server_error", 503, 3.0, True)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("fault", ["stall-mid-stream", "dropped-mid-stream"])
+def test_a_stream_fault_carries_the_text_received(api: LoopbackServer, wire, fault: str) -> None:
+    api.queue(STREAM_FAULTS[fault][0])
+    stream = mmsdk.Router(wire.PROVIDER, policy=NO_RETRY).understand("Hi", stream=True)
+    assert next(stream) == "A red "
+    assert _fails(lambda: list(stream)).partial_text == "A red "

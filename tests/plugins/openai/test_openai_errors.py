@@ -156,8 +156,9 @@ def test_error_event_inside_a_stream(api: LoopbackServer, wire, first_event: boo
         else:  # text was already yielded: the mapped error reaches the caller
             stream = router.understand("Describe", stream=True)
             assert next(stream) == "A red "
-            with pytest.raises(mmsdk.ProviderServerError, match="overloaded"):
+            with pytest.raises(mmsdk.ProviderServerError, match="overloaded") as caught:
                 next(stream)
+            assert caught.value.partial_text == "A red "  # what the caller had received
 
 
 def test_stream_stalled_past_the_timeout(api: LoopbackServer, wire) -> None:
@@ -166,8 +167,9 @@ def test_stream_stalled_past_the_timeout(api: LoopbackServer, wire) -> None:
     api.queue(Reply(events=wire.stream("A ", "B"), stall_after_events=1))
     stream = mmsdk.Router(wire.PROVIDER, ONE_SHOT).understand("Describe", stream=True)
     assert next(stream) == "A "
-    with pytest.raises(mmsdk.ProviderTimeoutError):
+    with pytest.raises(mmsdk.ProviderTimeoutError) as caught:
         next(stream)
+    assert caught.value.partial_text == "A "
 
 
 def test_missing_key_makes_openai_unavailable_without_a_request(
@@ -242,3 +244,83 @@ def test_raw_transport_and_decoding_errors_are_mapped(raw, error: type) -> None:
 def test_the_boundary_leaves_foreign_exceptions_alone() -> None:
     with pytest.raises(KeyError), boundary("openai:gpt-4.1"):
         raise KeyError("not a provider failure")
+
+
+# -- errors for machines -------------------------------------------------------------------
+def _chain(error: BaseException) -> list[BaseException]:
+    """*error* and every exception reachable from it: ``__cause__``, ``__context__``, ``.errors``."""
+    seen: dict[int, BaseException] = {}
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen[id(current)] = current
+        pending += [current.__cause__, current.__context__, *getattr(current, "errors", [])]
+    return list(seen.values())
+
+
+def _assert_keyless(error: BaseException, key: str) -> None:
+    chain = _chain(error)
+    # Only mmsdk errors: an SDK exception (its request holds the Authorization header)
+    # must not stay reachable, not even as a suppressed __context__.
+    assert all(isinstance(e, mmsdk.MMSDKError) for e in chain), chain
+    for item in chain:
+        for text in (str(item), repr(item), repr(item.args), repr(vars(item))):
+            assert key not in text
+
+
+def _echo(wire) -> Reply:
+    """A 401 whose body and headers echo the key the request carried."""
+    reply = wire.error(401, f"Incorrect API key provided: {wire.KEY}.", code="invalid_api_key",
+                       headers={"x-echoed-key": wire.KEY})
+    return reply
+
+
+@pytest.mark.parametrize("how", ["sync", "async", "stream-open", "mid-stream", "list"])
+async def test_no_key_anywhere_in_the_exception_chain(api: LoopbackServer, wire,
+                                                      how: str) -> None:
+    api.default = _echo(wire)
+    router = mmsdk.Router(wire.PROVIDER, ONE_SHOT)
+    with pytest.raises(mmsdk.MMSDKError) as caught:
+        if how == "sync":
+            router.understand("Describe")
+        elif how == "async":
+            await router.aunderstand("Describe")
+        elif how == "stream-open":
+            router.understand("Describe", stream=True)
+        elif how == "mid-stream":
+            api.default = Reply(events=wire.stream("A ", "B"), drop_after_events=1,
+                                headers={"x-echoed-key": wire.KEY})
+            stream = router.understand("Describe", stream=True)
+            list(stream)
+        else:
+            mmsdk.Router([wire.PROVIDER, "openai:gpt-5.5"], ONE_SHOT).understand("Describe")
+    assert wire.header(api.received[0], "authorization") == f"Bearer {wire.KEY}"  # it was sent
+    _assert_keyless(caught.value, wire.KEY)
+    if how == "list":  # one typed error per failed attempt
+        assert [type(e) for e in caught.value.errors] == [mmsdk.AuthenticationError] * 2  # type: ignore[attr-defined]
+
+
+def test_a_503_keeps_retry_after_status_code_and_endpoint(api: LoopbackServer, wire) -> None:
+    api.queue(wire.error(503, "Slow down", kind="server_error", headers={"Retry-After": "3"}))
+    with pytest.raises(mmsdk.ProviderServerError) as caught:
+        mmsdk.Router(wire.PROVIDER, ONE_SHOT).understand("Describe")
+    error = caught.value
+    assert (error.code, error.status, error.retry_after, error.retryable) == \
+        ("server_error", 503, 3.0, True)
+    assert error.endpoint == f"{api.url}/v1"  # the base URL, not the operation's path
+
+
+def test_a_connection_failure_names_its_endpoint(wire, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as unused:  # a port with nothing listening
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("OPENAI_API_KEY", wire.KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+    with pytest.raises(mmsdk.ProviderConnectionError) as caught:
+        mmsdk.Router(wire.PROVIDER, ONE_SHOT).understand("Describe")
+    assert caught.value.code == "connection" and caught.value.retryable
+    assert caught.value.endpoint == f"http://127.0.0.1:{port}/v1"
