@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -11,6 +12,7 @@ from PIL import Image, ImageCms, PngImagePlugin
 from samples import encode
 
 import mmsdk
+from mmsdk import _media
 from mmsdk._media import load_image
 from mmsdk._prepare import prepare, prepare_all
 from mmsdk._types import MediaLimits
@@ -88,6 +90,55 @@ def test_bytes_after_the_end_of_the_jpeg_are_dropped() -> None:
     appended = jpeg + b"MotionPhoto trailer: a whole video could be here"
     sent = prepare(load_image(appended), CLOUD).data or b""
     assert sent == jpeg
+
+
+def test_a_single_scan_jpeg_is_walked_without_searching_its_coded_data(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    original = encode(photo(), "JPEG", exif=camera_exif(), comment=b"hidden comment")
+    image_data = original.index(b"\xff\xda") + 2  # the scan header, then the coded data
+    searched: list[int] = []
+    marker = _media._JPEG_MARKER
+
+    class Spy:
+        def match(self, data: bytes, pos: int) -> re.Match[bytes] | None:
+            return marker.match(data, pos)
+
+        def search(self, data: bytes, pos: int) -> re.Match[bytes] | None:
+            searched.append(pos)
+            return marker.search(data, pos)
+
+    monkeypatch.setattr(_media, "_JPEG_MARKER", Spy())
+    sent = prepare(load_image(original), CLOUD).data or b""
+    assert not [pos for pos in searched if pos > image_data]
+    assert sent.endswith(scan(original)) and b"Canon" not in sent
+    assert b"hidden comment" not in sent
+
+
+def test_segments_between_progressive_scans_are_found_and_stripped() -> None:
+    progressive = encode(photo(), "JPEG", progressive=True)
+    assert progressive.count(b"\xff\xda") > 1
+    second_scan = progressive.index(b"\xff\xda", progressive.index(b"\xff\xda") + 2)
+    note = b"hidden comment"
+    commented = (progressive[:second_scan] + b"\xff\xfe" + (len(note) + 2).to_bytes(2, "big")
+                 + note + progressive[second_scan:])
+    sent = prepare(load_image(commented), CLOUD).data or b""
+    assert sent == progressive
+    assert np.array_equal(pixels(sent), pixels(commented))
+
+
+def test_an_mpo_sends_its_first_image_stripped() -> None:
+    buffer = io.BytesIO()
+    first = encode(photo(), "JPEG", exif=camera_exif())
+    second = photo(48, 32)
+    Image.open(io.BytesIO(first)).save(buffer, "MPO", save_all=True, append_images=[second],
+                                       exif=camera_exif())
+    mpo = buffer.getvalue()
+    assert Image.open(io.BytesIO(mpo)).format == "MPO" and mpo.endswith(b"\xff\xd9")
+    loaded = load_image(mpo)
+    sent = prepare(loaded, CLOUD).data or b""
+    assert sent.count(b"\xff\xd8") == 1 and sent.endswith(b"\xff\xd9")  # one image, whole
+    assert b"Canon" not in sent and b"MPF\x00" not in sent
+    assert np.array_equal(pixels(sent), pixels(mpo))  # the MPO's first frame
 
 
 def test_png_text_time_and_exif_chunks_are_dropped(icc: bytes) -> None:

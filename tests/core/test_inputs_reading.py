@@ -8,12 +8,13 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import mmsdk
-from mmsdk._media import load_image
+from mmsdk._media import load_image, read_capped
 from mmsdk._settings import Settings
 from mmsdk._video import VideoInput, load_video
 
@@ -133,3 +134,33 @@ def test_a_path_with_a_nul_byte_is_invalid_input(path: str) -> None:
         load_image(path)
     with pytest.raises(mmsdk.InvalidInputError, match="NUL"):
         load_video(path, Settings())
+
+
+def test_a_small_file_under_a_big_cap_is_read_without_a_cap_sized_buffer(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "small.bin"
+    path.write_bytes(b"\x02" * 10_000)
+    tracemalloc.start()
+    try:
+        assert read_capped(path, 50 * 2**20, "small", hint="h") == b"\x02" * 10_000
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # a buffer sized to the file, not to the 50 MiB cap
+
+
+def test_a_file_that_grew_after_its_fstat_is_read_whole_up_to_the_cap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "growing.bin"
+    path.write_bytes(bytes(range(256)) * 1000)  # 256000 bytes; fstat will say 1000
+    real_fstat = os.fstat
+
+    def stale_fstat(fd: int) -> Any:
+        info = real_fstat(fd)
+        return SimpleNamespace(st_mode=info.st_mode, st_size=1000)
+
+    monkeypatch.setattr(os, "fstat", stale_fstat)
+    assert read_capped(path, 300_000, "grown", hint="h") == bytes(range(256)) * 1000
+    with pytest.raises(mmsdk.InvalidInputError, match="over the 100000-byte cap"):
+        read_capped(path, 100_000, "grown", hint="h")
