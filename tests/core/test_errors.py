@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from typing import Any
 
 import pytest
 
@@ -169,3 +170,38 @@ def test_raise_mapped_keeps_a_local_cause() -> None:
         except OSError as exc:
             raise_mapped(mmsdk.ProviderUnavailableError("mapped"), exc)
     assert hub.value.__cause__ is None and hub.value.__context__ is None
+
+
+class _HubError(Exception):
+    """Shaped like huggingface_hub's HTTP errors: the response keeps the request's headers."""
+
+    __module__ = "huggingface_hub.errors"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.response = {"request_headers": {"authorization": "Bearer hf_PLANTEDtoken0123456789abc"}}
+
+
+def _local_boundaries() -> list[Any]:
+    diffusers_errors = pytest.importorskip("mmsdk_diffusers._errors")
+    transformers_errors = pytest.importorskip("mmsdk_transformers._errors")
+    from mmsdk_diffusers._source import Source
+
+    source = Source(name="org/model", repo_id="org/model")
+    return [lambda: diffusers_errors.mapped_errors("local:org/model", source, loading=True),
+            lambda: transformers_errors.mapped("local:org/model", loading=True)]
+
+
+@pytest.mark.parametrize("plugin", [0, 1], ids=["diffusers", "transformers"])
+def test_local_plugins_chain_local_failures_but_not_hub_ones(plugin: int) -> None:
+    boundary = _local_boundaries()[plugin]
+    with pytest.raises(mmsdk.MMSDKError) as local, boundary():
+        raise RuntimeError("CUDA error: device-side assert triggered")
+    assert isinstance(local.value.__cause__, RuntimeError)  # the torch traceback stays
+    with pytest.raises(mmsdk.MMSDKError) as hub, boundary():
+        try:
+            raise _HubError("401 Client Error")
+        except _HubError as exc:
+            raise OSError("org/model is not a local folder and not on the hub") from exc
+    assert hub.value.__cause__ is None and hub.value.__context__ is None
+    assert "hf_PLANTED" not in str(hub.value)

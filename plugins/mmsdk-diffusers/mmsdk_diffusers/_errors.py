@@ -13,6 +13,12 @@ Mapping (first match wins)::
     OSError while loading              ProviderUnavailableError (download, or allow_pickle)
     ValueError                         InvalidInputError (the pipeline rejected an argument)
     anything else                      ProviderError
+
+The mapped error keeps the original as ``__cause__`` (a torch or diffusers
+traceback is what a bug report needs) unless a hub or HTTP exception is anywhere
+in its chain: those hold the request, whose headers carry the HF token, so the
+mapped error is then raised with no ``__cause__`` and no ``__context__``
+(:func:`mmsdk.plugin.raise_mapped`). Messages are redacted either way.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from mmsdk.plugin import (
     ProviderUnavailableError,
     error_for_status,
     error_for_transport,
+    raise_mapped,
 )
 
 from ._source import INSTALL, Source, download_fix, has_pickle_weights
@@ -131,4 +138,4 @@ def mapped_errors(provider: str, source: Source, *, loading: bool = False) -> It
     except MMSDKError:
         raise
     except Exception as exc:
-        raise _translate(exc, provider, source, loading) from exc
+        raise_mapped(_translate(exc, provider, source, loading), exc)

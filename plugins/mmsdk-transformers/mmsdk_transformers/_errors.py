@@ -4,6 +4,12 @@ Loading failures mean the model cannot run here (:class:`ProviderUnavailableErro
 with the fix); failures while running it are :class:`ProviderError` (routing
 falls back to the next provider, without retrying the same one). mmsdk errors
 raised by the plugin itself pass through unchanged.
+
+The mapped error keeps the original as ``__cause__`` (a torch or transformers
+traceback is what a bug report needs) unless a hub or HTTP exception is anywhere
+in its chain: those hold the request, whose headers carry the HF token, so the
+mapped error is then raised with no ``__cause__`` and no ``__context__``
+(:func:`mmsdk.plugin.raise_mapped`). Messages are redacted either way.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mmsdk.plugin import MMSDKError, ProviderError, ProviderUnavailableError
+from mmsdk.plugin import MMSDKError, ProviderError, ProviderUnavailableError, raise_mapped
 
 from ._checkpoint import INSTALL
 
@@ -85,4 +91,4 @@ def mapped(provider: str, *, loading: bool = False) -> Iterator[None]:
     except MMSDKError:
         raise
     except Exception as exc:
-        raise translate(exc, provider, loading=loading) from exc
+        raise_mapped(translate(exc, provider, loading=loading), exc)
