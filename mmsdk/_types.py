@@ -7,11 +7,19 @@ vectors are numpy arrays.
 from __future__ import annotations
 
 import enum
-from typing import Any, Literal
+import sys
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    Vectors = np.ndarray
+else:  # numpy is not imported with mmsdk: EmbedResult checks its vectors by hand
+    Vectors = Any
 
 __all__ = [
     "Attempt",
@@ -206,5 +214,14 @@ class ClassifyResult(Result):
 class EmbedResult(Result):
     """Unit-normalised vectors of shape ``(n, d)`` in input order."""
 
-    image_vectors: np.ndarray | None = None
-    text_vectors: np.ndarray | None = None
+    image_vectors: Vectors | None = None
+    text_vectors: Vectors | None = None
+
+    @field_validator("image_vectors", "text_vectors")
+    @classmethod
+    def _numpy_arrays(cls, value: Any) -> Any:
+        numpy = sys.modules.get("numpy")  # no array exists before numpy is imported
+        if value is not None and (numpy is None or not isinstance(value, numpy.ndarray)):
+            raise PydanticCustomError("is_instance_of", "Input should be an instance of ndarray",
+                                      {"class": "ndarray"})
+        return value
