@@ -166,7 +166,7 @@ _NETWORK_PACKAGES = frozenset({"aiohttp", "anthropic", "google", "httpcore", "ht
                                "huggingface_hub", "openai", "requests", "urllib3"})
 
 
-def _from_network(exc: BaseException) -> bool:
+def from_network(exc: BaseException) -> bool:
     """Whether *exc* or any exception in its chain comes from a network client."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
@@ -198,7 +198,7 @@ def raise_mapped(error: MMSDKError, cause: BaseException | None = None) -> NoRet
     whatever the ``raise`` says. A bare ``raise`` of the caught error does not
     set it again.
     """
-    if cause is not None and not _from_network(cause):
+    if cause is not None and not from_network(cause):
         raise error from cause
     try:
         raise error from None

@@ -281,6 +281,11 @@ class Registry:
                 raise ProviderUnavailableError(
                     f"{original} needs the {name!r} plugin, which is not installed.",
                     provider=original, fix=f"pip install '{extra}'")
+            if name in self._failures:
+                raise ProviderUnavailableError(
+                    f"{original}: the {name!r} plugin failed to load ({self._failures[name]}).",
+                    provider=original, fix="reinstall or update the plugin package",
+                    code="plugin_broken")
             raise self._unknown(original)
         if not model:
             default = spec.default_models.get(capability) if capability else None

@@ -39,6 +39,7 @@ from ._errors import (
 from ._health import HealthBook, RetryBudgets, health_book, new_budgets
 from ._jobs import Bound, Job, Skip, acall, astream, call, check_model, finish, stream
 from ._observe import CallObserver
+from ._plugin_helpers import from_network
 from ._policy import Policy
 from ._registry import Registry, Resolved
 from ._types import Attempt
@@ -258,6 +259,9 @@ class _Run:
             delay = self._retry_delay(error, attempt)
             if delay is None:
                 raise error
+            if context.book.open_for(provider, context.credential, policy.breaker_threshold,
+                                     policy.breaker_cooldown) is not None:
+                raise error  # this failure opened its breaker: fall back now, no wait
             if not context.budgets.withdraw(provider, policy.retry_budget):
                 logger.info("mmsdk: not retrying %s: its retry budget is spent (falling back "
                             "at once)", provider)
@@ -281,7 +285,8 @@ class _Run:
         wrapped = ProviderError(
             f"{provider} failed unexpectedly: {type(exc).__name__}: {exc}. This is a bug in "
             "its plugin; please report it.", provider=provider)
-        wrapped.__cause__ = exc
+        if not from_network(exc):  # an SDK or HTTP exception holds the request, so the key
+            wrapped.__cause__ = exc
         return wrapped
 
     def _retry_delay(self, error: MMSDKError, attempt: int) -> float | None:
@@ -504,7 +509,7 @@ async def _adrive(steps: Steps, run: _Run) -> Any:
 def _hedged(run: _Run) -> Any:
     """Start the next candidate whenever ``hedge_after`` passes without an answer."""
     assert run.policy.hedge_after is not None
-    pool = ThreadPoolExecutor(max_workers=len(run.candidates), thread_name_prefix="mmsdk-hedge")
+    pool = _hedge_pool()
     pending: set[Future[Any]] = set()
     queue = list(run.candidates)
     try:
@@ -528,7 +533,23 @@ def _hedged(run: _Run) -> Any:
                     raise run.attach(error)
         raise run.give_up()
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        for future in pending:
+            future.cancel()  # not started yet: never will be
+
+
+_hedge_workers: ThreadPoolExecutor | None = None
+_hedge_lock = threading.Lock()
+
+
+def _hedge_pool() -> ThreadPoolExecutor:
+    """Threads for sync hedged calls, shared by every call (starting threads per call is slow)."""
+    global _hedge_workers
+    if _hedge_workers is None:
+        with _hedge_lock:
+            if _hedge_workers is None:
+                _hedge_workers = ThreadPoolExecutor(max_workers=64,
+                                                    thread_name_prefix="mmsdk-hedge")
+    return _hedge_workers
 
 
 async def _ahedged(run: _Run) -> Any:

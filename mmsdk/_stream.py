@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from ._errors import MMSDKError, ProviderError
 from ._jobs import finish, validate_structured
+from ._plugin_helpers import raise_mapped
 from ._routing import Opened
 from ._types import UnderstandResult
 
@@ -61,9 +62,15 @@ class _StreamState:
         else:
             error = ProviderError(f"{self.provider} failed mid-stream: {type(exc).__name__}: "
                                   f"{exc}.", provider=self.provider)
-            error.__cause__ = exc
         error.partial_text = "".join(self._chunks)
         return error
+
+    def _raise(self, exc: Exception) -> NoReturn:
+        """Raise the error for *exc*, which broke the stream (its chain holds no key)."""
+        error = self._wrap(exc)
+        if error is exc:
+            raise error  # a plugin's own mmsdk error, chained as the plugin chose
+        raise_mapped(error, exc)
 
     def _complete(self) -> None:
         run, bound = self._opened.run, self._opened.bound
@@ -113,7 +120,7 @@ class TextStream(_StreamState, Iterator[str]):
                     raise
                 except Exception as exc:
                     self._release()
-                    raise self._wrap(exc) from None
+                    self._raise(exc)
             chunk = self._take(event)
             if chunk is not None:
                 return chunk
@@ -164,7 +171,7 @@ class AsyncTextStream(_StreamState, AsyncIterator[str]):
                     self._release()
                     if not isinstance(exc, Exception):
                         raise  # cancelled: the slot is back, the task goes on unwinding
-                    raise self._wrap(exc) from None
+                    self._raise(exc)
             chunk = self._take(event)
             if chunk is not None:
                 return chunk

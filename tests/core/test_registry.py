@@ -99,6 +99,12 @@ def test_broken_plugins_are_recorded_and_the_rest_still_work(
     with pytest.warns(PluginWarning) as warned:
         registry.load_pending()  # what mmsdk providers, aliases and unknown names do
     assert len(warned) == 2
+    with pytest.raises(mmsdk.ProviderUnavailableError) as info:
+        mmsdk.Router("broken:model", registry=registry).understand("x")
+    assert info.value.code == "plugin_broken" and "needs a package" in str(info.value)
+    listed = mmsdk.Router(["broken:model", "shout:loud"], registry=registry).understand("y")
+    assert [(a.provider, a.outcome) for a in listed.attempts] == [
+        ("broken:model", "skipped"), ("shout:loud", "ok")]
     assert "ImportError: needs a package" in registry.failures["broken"]
     assert "RuntimeError: boom" in registry.failures["hooky"]
     assert mmsdk.Router("shout:loud", registry=registry).understand("ok").text == "OK"

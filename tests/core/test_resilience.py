@@ -246,3 +246,15 @@ def test_a_breaker_opening_is_a_warning(primary: TestProvider, backup: TestProvi
         router.understand("x")
     assert [r.levelname for r in caplog.records] == ["WARNING"]
     assert "circuit breaker for primary:m opened" in caplog.records[0].getMessage()
+
+
+def test_the_failure_that_opens_the_breaker_falls_back_without_waiting(
+        primary: TestProvider, backup: TestProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr("mmsdk._routing.time.sleep", slept.append)
+    primary.failures = [mmsdk.ProviderServerError]
+    router = mmsdk.Router(["primary:m", "backup:m"],
+                          mmsdk.Policy(retries=3, backoff=10, breaker_threshold=1))
+    result = router.understand("x")
+    assert result.provider == "backup:m"
+    assert slept == [] and len(primary.calls) == 1  # no backoff, no retry into an open breaker
