@@ -20,3 +20,17 @@ def png_bytes() -> bytes:
 def fake() -> Iterator[TestProvider]:
     with TestProvider("fake") as provider:
         yield provider
+
+
+@pytest.fixture
+def primary() -> Iterator[TestProvider]:
+    """A cloud-like (not local) scriptable provider, ``primary:ANY``."""
+    with TestProvider("primary", local=False) as provider:
+        yield provider
+
+
+@pytest.fixture
+def backup() -> Iterator[TestProvider]:
+    """A local scriptable provider, ``backup:ANY``, for routes to fall back on."""
+    with TestProvider("backup") as provider:
+        yield provider

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,18 +16,6 @@ import mmsdk
 from mmsdk.testing import TestProvider
 
 FAST = mmsdk.Policy(backoff=0)
-
-
-@pytest.fixture
-def primary() -> Iterator[TestProvider]:
-    with TestProvider("primary", local=False) as provider:
-        yield provider
-
-
-@pytest.fixture
-def backup() -> Iterator[TestProvider]:
-    with TestProvider("backup") as provider:
-        yield provider
 
 
 # -- lazy routing -------------------------------------------------------------

@@ -6,7 +6,6 @@ The breaker's clock is injected (no sleeping for cooldowns); requests are counte
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,18 +29,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(health_book(), "clock", fake)
     return fake
-
-
-@pytest.fixture
-def primary() -> Iterator[TestProvider]:
-    with TestProvider("primary", local=False) as provider:
-        yield provider
-
-
-@pytest.fixture
-def backup() -> Iterator[TestProvider]:
-    with TestProvider("backup") as provider:
-        yield provider
 
 
 # -- circuit breaker ---------------------------------------------------------------

@@ -15,6 +15,7 @@ import traceback
 import httpx2
 import openai
 import pytest
+from keyless import assert_keyless
 from loopback import LoopbackServer, Reply
 from mmsdk_openai._errors import boundary
 
@@ -247,29 +248,6 @@ def test_the_boundary_leaves_foreign_exceptions_alone() -> None:
 
 
 # -- errors for machines -------------------------------------------------------------------
-def _chain(error: BaseException) -> list[BaseException]:
-    """*error* and every exception reachable from it: ``__cause__``, ``__context__``, ``.errors``."""
-    seen: dict[int, BaseException] = {}
-    pending: list[BaseException | None] = [error]
-    while pending:
-        current = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen[id(current)] = current
-        pending += [current.__cause__, current.__context__, *getattr(current, "errors", [])]
-    return list(seen.values())
-
-
-def _assert_keyless(error: BaseException, key: str) -> None:
-    chain = _chain(error)
-    # Only mmsdk errors: an SDK exception (its request holds the Authorization header)
-    # must not stay reachable, not even as a suppressed __context__.
-    assert all(isinstance(e, mmsdk.MMSDKError) for e in chain), chain
-    for item in chain:
-        for text in (str(item), repr(item), repr(item.args), repr(vars(item))):
-            assert key not in text
-
-
 def _echo(wire) -> Reply:
     """A 401 whose body and headers echo the key the request carried."""
     reply = wire.error(401, f"Incorrect API key provided: {wire.KEY}.", code="invalid_api_key",
@@ -297,7 +275,7 @@ async def test_no_key_anywhere_in_the_exception_chain(api: LoopbackServer, wire,
         else:
             mmsdk.Router([wire.PROVIDER, "openai:gpt-5.5"], ONE_SHOT).understand("Describe")
     assert wire.header(api.received[0], "authorization") == f"Bearer {wire.KEY}"  # it was sent
-    _assert_keyless(caught.value, wire.KEY)
+    assert_keyless(caught.value, wire.KEY)
     if how == "list":  # one typed error per failed attempt
         assert [type(e) for e in caught.value.errors] == [mmsdk.AuthenticationError] * 2  # type: ignore[attr-defined]
 
