@@ -38,6 +38,8 @@ __all__ = ["ImageSource", "LoadedImage", "check_regular_file", "load_image", "lo
            "read_capped", "redact_url"]
 
 ImageSource = Union[str, "os.PathLike[str]", bytes, bytearray, Image.Image, "np.ndarray"]
+Parts = list[bytes | memoryview]
+"""An encoded image as pieces to send one after the other: views of the input, small headers."""
 
 # EXIF orientation -> the transpose that makes the image upright (as ImageOps.exif_transpose).
 _UPRIGHT = {
@@ -84,7 +86,7 @@ class LoadedImage:
         self._lock = threading.Lock()
         self._what = what or source
         self._layout = layout
-        self._stripped: bytes | bool | None = False  # False: not computed yet
+        self._stripped: Parts | bool | None = False  # False: not computed yet
 
     def __repr__(self) -> str:
         return (f"LoadedImage({self.source!r}, format={self.format!r}, size={self.size}, "
@@ -144,6 +146,15 @@ class LoadedImage:
         itself when there is nothing to remove, and ``None`` when the format
         cannot be stripped this way (the caller re-encodes).
         """
+        parts = self.stripped_parts()
+        return _join(parts) if parts is not None else None
+
+    def stripped_parts(self) -> Parts | None:
+        """:meth:`stripped` as the pieces it is made of, without copying them together.
+
+        The pieces are views of :attr:`data` (and a few new header bytes for
+        WebP); ``[data]`` when nothing is removed; ``None`` as for :meth:`stripped`.
+        """
         if self._stripped is False:
             self._stripped = _strip(self.data, self.format, self._layout) \
                 if self.data is not None else None
@@ -152,7 +163,7 @@ class LoadedImage:
 
 def redact_url(text: str) -> str:
     """*text* with the user:password part of any URL in it replaced by ``***``."""
-    return _USERINFO.sub(r"\1***@", text)
+    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
 
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s@/?#]*(?:[/?#][^\s@]*)?@")
@@ -202,13 +213,14 @@ def load_image(source: Any, *, label: str = "image", settings: Settings | None =
             fetch stops there with :class:`ProviderTimeoutError`.
     """
     settings = settings or get_settings()
-    what = f"{label} ({_describe(source)})"
+    described = _describe(source)
+    what = f"{label} ({described})"
     if isinstance(source, Image.Image):
-        return LoadedImage(_from_pil(source, what, settings), _describe(source))
+        return LoadedImage(_from_pil(source, what, settings), described)
     if _is_array(source):
-        return LoadedImage(_from_array(source, what, settings), _describe(source))
+        return LoadedImage(_from_array(source, what, settings), described)
     if isinstance(source, (bytes, bytearray)):
-        return _from_encoded(bytes(source), what, _describe(source), settings)
+        return _from_encoded(bytes(source), what, described, settings)
     if isinstance(source, (str, os.PathLike)):
         text = os.fsdecode(source)
         if "\x00" in text:
@@ -226,7 +238,8 @@ def load_image(source: Any, *, label: str = "image", settings: Settings | None =
                                     code="unsafe_url")
         data = read_capped(Path(text), settings.max_input_bytes, what,
                            hint="shrink it or raise mmsdk.configure(max_input_bytes=...)")
-        return _from_encoded(data, what, _describe(text), settings)
+        return _from_encoded(data, what, described if isinstance(source, str) else _describe(text),
+                             settings)
     raise InvalidInputError(
         f"{label}: expected a path, bytes, PIL.Image, numpy array or URL, "
         f"got {type(source).__name__}."
@@ -260,7 +273,6 @@ def read_capped(path: Path, cap: int, what: str, *, hint: str) -> bytes:
     the bytes actually read (a file that grows after ``stat`` gains nothing).
     """
     info = check_regular_file(path, what)
-    too_big = f"{what}: over the {cap}-byte cap; {hint}."
     if info.st_size > cap:
         raise InvalidInputError(f"{what}: {info.st_size} bytes is over the {cap}-byte cap; "
                                 f"{hint}.", code="input_too_large")
@@ -271,33 +283,37 @@ def read_capped(path: Path, cap: int, what: str, *, hint: str) -> bytes:
         fd = os.open(path, flags)
     except OSError as exc:
         raise InvalidInputError(f"{what}: cannot read it ({exc.strerror}).") from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode):
             raise InvalidInputError(f"{what}: is not a regular file; refusing to read it.")
         try:
-            data = _read_upto(handle, opened.st_size, cap + 1)
+            data = _read_upto(fd, opened.st_size, cap + 1)
         except OSError as exc:
             raise InvalidInputError(f"{what}: cannot read it ({exc.strerror}).") from None
+    finally:
+        os.close(fd)
     if len(data) > cap:
-        raise InvalidInputError(too_big, code="input_too_large")
+        raise InvalidInputError(f"{what}: over the {cap}-byte cap; {hint}.",
+                                code="input_too_large")
     return data
 
 
-def _read_upto(handle: io.BufferedIOBase, expected: int, limit: int) -> bytes:
-    """At most *limit* bytes from *handle*, in one read sized to *expected* when that is right.
+def _read_upto(fd: int, expected: int, limit: int) -> bytes:
+    """At most *limit* bytes from the file *fd*, in one read when its size is *expected*.
 
     The first read asks for one byte more than the file's size (its ``fstat``):
-    a buffer sized to the file, not to the cap. Only a file that yields more
-    than it reported (it grew, or it is a procfs file reporting size 0) is read
-    on, in chunks that double, never past *limit* in all.
+    a buffer sized to the file, not to the cap, and one system call when the
+    file holds just that. Otherwise (it grew or shrank, a read came back short,
+    a procfs file reports size 0) reading goes on to the end, in chunks that
+    double, never past *limit* in all.
     """
-    first = handle.read(min(max(expected, 0), limit - 1) + 1)
-    if len(first) <= expected or len(first) >= limit:  # the whole file, or already too much
+    first = os.read(fd, min(max(expected, 0), limit - 1) + 1)
+    if len(first) == expected or len(first) >= limit:  # the whole file, or already too much
         return first
     parts, total = [first], len(first)
     while total < limit:
-        chunk = handle.read(min(max(total, 1 << 16), limit - total))
+        chunk = os.read(fd, min(max(total, 1 << 16), limit - total))
         if not chunk:
             break
         parts.append(chunk)
@@ -562,7 +578,8 @@ _WEBP_DROP = {b"EXIF", b"XMP "}
 _VP8X_EXIF, _VP8X_XMP = 0x08, 0x04
 
 
-def _strip(data: bytes, fmt: str | None, layout: Any) -> bytes | None:
+def _strip(data: bytes, fmt: str | None, layout: Any) -> Parts | None:
+    """*data* without its metadata, as pieces (``[data]`` when nothing goes); ``None``: can't."""
     if not isinstance(layout, list):
         return None
     if fmt in ("JPEG", "MPO"):
@@ -574,7 +591,7 @@ def _strip(data: bytes, fmt: str | None, layout: Any) -> bytes | None:
         return _strip_webp(data, layout)
     else:
         return None
-    return _join(data, [(0, 8), *keep] if fmt == "PNG" else keep)
+    return _cut(data, [(0, 8), *keep] if fmt == "PNG" else keep)
 
 
 def _jpeg_keeps(marker: int, data: bytes, start: int, end: int) -> bool:
@@ -595,28 +612,40 @@ def _jpeg_keeps(marker: int, data: bytes, start: int, end: int) -> bool:
     return not (0xE1 <= marker <= 0xEF or marker == 0xFE)
 
 
-def _strip_webp(data: bytes, layout: list[tuple[Any, int, int]]) -> bytes:
+def _strip_webp(data: bytes, layout: list[tuple[Any, int, int]]) -> Parts:
     keep = [(start, end) for kind, start, end in layout if kind not in _WEBP_DROP]
     if len(keep) == len(layout) and (not layout or layout[-1][2] == len(data)):
-        return data
-    body = _join(data, keep)
-    out = bytearray(b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WEBP" + body)
-    vp8x = out.find(b"VP8X", 12, 20)
-    if vp8x == 12:  # the extended header, when present, is the first chunk
-        out[20] &= ~(_VP8X_EXIF | _VP8X_XMP) & 0xFF
-    return bytes(out)
+        return [data]
+    size = sum(end - start for start, end in keep)
+    parts: Parts = [b"RIFF" + (4 + size).to_bytes(4, "little") + b"WEBP"]
+    if keep and data[keep[0][0]:keep[0][0] + 4] == b"VP8X" and keep[0][1] - keep[0][0] > 8:
+        # The extended header (only ever the first chunk) must stop announcing EXIF and XMP.
+        start, end = keep[0]
+        flags = data[start + 8] & ~(_VP8X_EXIF | _VP8X_XMP) & 0xFF
+        parts.append(data[start:start + 8] + bytes((flags,)))
+        keep[0] = (start + 9, end)
+    parts += _cut(data, keep)
+    return parts
 
 
-def _join(data: bytes, ranges: list[tuple[int, int]]) -> bytes:
-    """*data* cut to *ranges*; *data* itself when they cover it whole."""
+def _cut(data: bytes, ranges: list[tuple[int, int]]) -> Parts:
+    """*data* cut to *ranges*, as views of it; ``[data]`` when they cover it whole."""
     merged: list[list[int]] = []
     for start, end in ranges:
+        if start == end:
+            continue
         if merged and merged[-1][1] == start:
             merged[-1][1] = end
         else:
             merged.append([start, end])
     if len(merged) == 1 and merged[0] == [0, len(data)]:
-        return data
+        return [data]
     view = memoryview(data)
-    return b"".join(view[start:end] for start, end in merged)
+    return [view[start:end] for start, end in merged]
 
+
+def _join(parts: Parts) -> bytes:
+    """The bytes *parts* make up; the part itself when there is one ``bytes`` part."""
+    if len(parts) == 1 and isinstance(parts[0], bytes):
+        return parts[0]
+    return b"".join(parts)

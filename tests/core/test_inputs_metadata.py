@@ -232,3 +232,18 @@ def test_result_sent_matches_the_bytes_sent_for_a_rotated_photo() -> None:
         == (20, 40)
     assert result.sent[0].bytes == len(sent)
     assert b"Canon" not in sent
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_a_stripped_image_s_data_url_and_base64_match_its_bytes(fmt: str, icc: bytes) -> None:
+    import base64
+
+    original = encode(photo(300, 200), fmt, exif=camera_exif(), icc_profile=icc)
+    prepared = prepare(load_image(original), CLOUD)
+    assert f"{prepared.sent.bytes} bytes" in repr(prepared)
+    url = prepared.data_url()  # encoded from the kept pieces, before they are ever joined
+    sent = prepared.data or b""
+    assert len(sent) == prepared.sent.bytes and b"Canon" not in sent
+    assert url == f"data:image/{fmt.lower()};base64,{base64.b64encode(sent).decode()}"
+    assert prepared.base64() == url.partition(",")[2]
+    assert np.array_equal(pixels(sent), pixels(original))

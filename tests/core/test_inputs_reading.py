@@ -150,17 +150,25 @@ def test_a_small_file_under_a_big_cap_is_read_without_a_cap_sized_buffer(tmp_pat
     assert peak < 2**20  # a buffer sized to the file, not to the 50 MiB cap
 
 
-def test_a_file_that_grew_after_its_fstat_is_read_whole_up_to_the_cap(
+def test_a_file_whose_fstat_size_is_stale_is_read_whole_up_to_the_cap(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "growing.bin"
-    path.write_bytes(bytes(range(256)) * 1000)  # 256000 bytes; fstat will say 1000
-    real_fstat = os.fstat
+    path = tmp_path / "changing.bin"
+    content = bytes(range(256)) * 1000  # 256000 bytes
+    path.write_bytes(content)
+    real_fstat, real_read = os.fstat, os.read
+    reported = {"size": 1000}
 
     def stale_fstat(fd: int) -> Any:
-        info = real_fstat(fd)
-        return SimpleNamespace(st_mode=info.st_mode, st_size=1000)
+        return SimpleNamespace(st_mode=real_fstat(fd).st_mode, st_size=reported["size"])
 
     monkeypatch.setattr(os, "fstat", stale_fstat)
-    assert read_capped(path, 300_000, "grown", hint="h") == bytes(range(256)) * 1000
+    assert read_capped(path, 300_000, "grown", hint="h") == content  # it grew since fstat
     with pytest.raises(mmsdk.InvalidInputError, match="over the 100000-byte cap"):
         read_capped(path, 100_000, "grown", hint="h")
+    reported["size"] = 280_000
+    assert read_capped(path, 300_000, "shrank", hint="h") == content
+    reported["size"] = len(content)
+    monkeypatch.setattr(os, "read", lambda fd, n: real_read(fd, min(n, 999)))  # short reads
+    assert read_capped(path, 300_000, "short reads", hint="h") == content
+    with pytest.raises(mmsdk.InvalidInputError, match="over the 100000-byte cap"):
+        read_capped(path, 100_000, "short reads", hint="h")
