@@ -4,10 +4,12 @@ Run as a script (tests start it in a subprocess, so the first call really is
 the first: nothing imported yet but what an app imports at start-up)::
 
     python tests/loop_stall.py CAPABILITY PROVIDER IMAGE [IMAGE ...]
+    python tests/loop_stall.py --imports MODULE [MODULE ...]   # the same imports alone
 
 A ticker task sleeps 2 ms at a time and records the longest gap between its
 wake-ups while the first call, three warm calls and ``aunload()`` run. Prints
-one JSON object: ``{"first": s, "warm": s, "unload": s, "answers": [...]}``.
+one JSON object: ``{"first": s, "warm": s, "unload": s, "answers": [...],
+"imported": [modules the first call imported]}``.
 A loop that never blocks shows gaps of a few milliseconds; a blocking import,
 decode or load shows up as a gap of its whole duration.
 """
@@ -15,6 +17,8 @@ decode or load shows up as a gap of its whole duration.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import json
 import sys
 import time
@@ -64,18 +68,39 @@ async def _main(capability: str, provider: str, images: list[str]) -> dict[str, 
     import mmsdk
 
     answers = []
+    before = set(sys.modules)
     async with Ticker() as first:
         answers.append(await _call(capability, provider, images))
+    imported = [name for name in sys.modules if name not in before]
     async with Ticker() as warm:
         for _ in range(3):
             answers.append(await _call(capability, provider, images))
     async with Ticker() as unload:
         await mmsdk.aunload()
     return {"first": first.longest, "warm": warm.longest, "unload": unload.longest,
-            "answers": answers}
+            "answers": answers, "imported": imported}
+
+
+async def _imports(modules: list[str]) -> dict[str, Any]:
+    """The baseline: the stall of importing *modules* in a worker thread, nothing else.
+
+    Some imports hold the GIL however they are run (``import torch`` loads
+    libtorch, ~0.15 s here): no library can keep the loop from feeling those.
+    """
+    def load() -> None:
+        for module in modules:  # in the order the measured call imported them
+            with contextlib.suppress(Exception):
+                importlib.import_module(module)
+
+    async with Ticker() as ticker:
+        await asyncio.to_thread(load)
+    return {"imports": ticker.longest}
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--imports":
+        print(json.dumps(asyncio.run(_imports(sys.argv[2:]))))
+        raise SystemExit
     import mmsdk._registry
 
     mmsdk._registry.get_registry()  # an app imports mmsdk's entry points at start-up

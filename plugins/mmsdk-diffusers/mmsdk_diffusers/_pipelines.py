@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -164,14 +165,13 @@ class Loaded:
             self.loras.clear()
             self.pipe = None
             self.scheduler = None
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except Exception:  # freeing memory is best effort
-            pass
+        # Only a GPU needs its memory back at once; on CPU reference counting frees the
+        # weights, and a forced full collection would hold the GIL (~150 ms) and stall
+        # every event loop in the process.
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+            gc.collect()
+            torch.cuda.empty_cache()
 
 
 def detect_family(source: Source) -> str:
