@@ -6,18 +6,26 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union, overload
 
 from pydantic import BaseModel
 
 from ._build import classify_job, embed_job, generate_job, light_inputs, understand_job
-from ._errors import InvalidInputError, MMSDKError, ProviderTimeoutError, ProviderUnavailableError
+from ._errors import (
+    CapabilityError,
+    InvalidInputError,
+    MMSDKError,
+    ProviderError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
 from ._health import ProviderHealth, health_book, new_budgets
 from ._jobs import Job
 from ._policy import Policy
-from ._registry import Registry, Resolved, get_registry, registry_loaded
+from ._redact import add_secret
+from ._registry import ProviderSpec, Registry, Resolved, fingerprint, get_registry, registry_loaded
 from ._routing import RouteContext, aexecute, bounded, execute
 from ._settings import get_settings
 from ._slots import Slots
@@ -69,16 +77,26 @@ class Router:
             default route (``MMSDK_DEFAULT_PROVIDER``, else every installed
             provider that offers the capability, cloud first).
         policy: retries, timeouts, ordering and privacy rules.
+        on_attempt: called with each :class:`Attempt` as it ends.
+        credentials: a plugin name mapped to the API key this router uses for
+            it instead of the environment's (``{"openai": "sk-..."}``). Models
+            and breaker facts made with a key are kept apart per key, so one
+            tenant's failures never open another's breaker. Keys are redacted
+            from errors and logs and never shown by ``repr``. Naming a plugin
+            that takes no per-router key makes it a skipped candidate (a
+            :class:`CapabilityError`).
 
     Example:
         >>> router = mmsdk.Router(["openai:gpt-5.5", "local:llava"],
         ...                       policy=mmsdk.Policy(hedge_after=2.0))
         >>> router.understand("Describe", images=["photo.jpg"]).text
+        >>> tenant = mmsdk.Router("openai:gpt-5.5", credentials={"openai": tenant_key})
     """
 
     def __init__(self, providers: str | Sequence[str] | None = None,
                  policy: Policy | None = None, *,
                  on_attempt: Callable[[Attempt], Any] | None = None,
+                 credentials: Mapping[str, str] | None = None,
                  registry: Registry | None = None) -> None:
         if isinstance(providers, str):
             providers = [providers]
@@ -92,6 +110,7 @@ class Router:
         if on_attempt is not None and not callable(on_attempt):
             raise InvalidInputError("on_attempt must be a function of one Attempt, got "
                                     f"{type(on_attempt).__name__}.")
+        self._credentials = _Credentials(credentials)
         self.providers = list(providers) if providers is not None else None
         self._policy = policy
         self._on_attempt = on_attempt
@@ -99,9 +118,13 @@ class Router:
         self._budgets = new_budgets()
         self._slots: Slots | None = None  # one limit for sync and async calls, on any loop
         self._slots_lock = threading.Lock()
+        # (plugin, model) -> (the registry's spec, its keyed Resolved): with_key and
+        # describe() run once per model, not per call.
+        self._keyed: dict[tuple[str, str], tuple[ProviderSpec, Resolved]] = {}
 
     def __repr__(self) -> str:
-        return f"Router({self.providers!r}, policy={self.policy!r})"
+        shown = f", credentials={sorted(self._credentials)!r}" if self._credentials else ""
+        return f"Router({self.providers!r}, policy={self.policy!r}{shown})"
 
     @property
     def policy(self) -> Policy:
@@ -128,21 +151,39 @@ class Router:
     def health(self) -> dict[str, ProviderHealth]:
         """Breaker state of every provider called so far, under this router's policy.
 
+        For a plugin this router has a key for (``credentials=``), the facts
+        are those of calls made with that key; for the others, those of calls
+        made with the environment's credentials.
+
         Example:
             >>> router.health()["openai:gpt-5.5"].state
             'closed'
         """
-        return _health(self.policy)
+        if not self._credentials:
+            return _health(self.policy)
+        policy, book = self.policy, health_book()
+        keyed = self._credentials.fingerprints
+        found = {provider: health for provider, health in _health(policy).items()
+                 if _plugin(provider) not in keyed}
+        for plugin, credential in keyed.items():
+            for provider in book.providers(credential):
+                if _plugin(provider) == plugin:
+                    found[provider] = book.health(provider, credential,
+                                                  policy.breaker_threshold,
+                                                  policy.breaker_cooldown)
+        return dict(sorted(found.items()))
 
     @property
     def registry(self) -> Registry:
         return self._registry or get_registry()
 
-    def candidates(self, capability: Capability) -> list[Resolved | ProviderUnavailableError]:
+    def candidates(self, capability: Capability) -> list[Resolved | MMSDKError]:
         """The providers this router would try for *capability*, in order.
 
         A provider whose plugin is not installed comes back as the
-        :class:`ProviderUnavailableError` routing records when it skips it.
+        :class:`ProviderUnavailableError` routing records when it skips it; one
+        whose plugin this router has a key for but which takes no per-router
+        key, as a :class:`CapabilityError`.
         """
         names = self.providers
         if names is None:
@@ -150,17 +191,56 @@ class Router:
             names = [n.strip() for n in configured.split(",") if n.strip()] if configured \
                 else list(get_settings().default_providers.get(capability.value, ())) \
                 or self.registry.default_route(capability)
-        resolved: list[Resolved | ProviderUnavailableError] = []
+        resolved: list[Resolved | MMSDKError] = []
         for name in names:
             try:
-                resolved.append(self.registry.resolve(name, capability))
+                found = self.registry.resolve(name, capability)
             except ProviderUnavailableError as missing:
                 resolved.append(missing)
+                continue
+            try:
+                resolved.append(self.with_credential(found))
+            except MMSDKError as keyless:  # routing skips it, as a missing plugin
+                resolved.append(keyless)
         key = _ORDER_KEYS.get(self.policy.order)
         if key is None:
             return resolved
         return sorted(resolved, key=lambda r: (isinstance(r, MMSDKError),
                                                0 if isinstance(r, MMSDKError) else key(r)))
+
+    def with_credential(self, resolved: Resolved) -> Resolved:
+        """*resolved* as this router calls it: with its key for that plugin, if it has one.
+
+        Raises:
+            CapabilityError: this router has a key for the plugin, which takes none.
+            ProviderError: the plugin's ``with_key`` failed (a bug in the plugin).
+        """
+        plugin = resolved.spec.name
+        key = self._credentials.get(plugin)
+        if key is None:
+            return resolved
+        cache_key = (plugin, resolved.model)
+        cached = self._keyed.get(cache_key)
+        if cached is not None and cached[0] is resolved.spec:
+            return cached[1]
+        if resolved.spec.with_key is None:
+            raise CapabilityError(
+                f"{resolved.provider}: the {plugin!r} plugin does not take per-router "
+                "credentials; drop it from Router(credentials=...) to use the environment's.",
+                provider=resolved.provider)
+        try:
+            spec = resolved.spec.with_key(key)
+            if not isinstance(spec, ProviderSpec):
+                raise TypeError(f"with_key returned {type(spec).__name__}, not a ProviderSpec")
+        except Exception as exc:  # the message is redacted; the chain may hold the key
+            raise ProviderError(f"{resolved.provider}: its plugin failed to take a per-router "
+                                f"key: {type(exc).__name__}: {exc}. This is a bug in the "
+                                "plugin; please report it.", provider=resolved.provider) from None
+        keyed = Resolved(spec, resolved.model, self._credentials.fingerprints[plugin])
+        if len(self._keyed) >= 256:  # bound the memo; a router names few models
+            self._keyed.clear()
+        self._keyed[cache_key] = (resolved.spec, keyed)
+        return keyed
 
     # -- execution -----------------------------------------------------------
     # Provider strings are resolved before any input is read: an unknown name
@@ -459,6 +539,46 @@ class Router:
         build = partial(embed_job, images=images, texts=texts, options=options)
         result: EmbedResult = await self._arun(Capability.EMBED, build)
         return result
+
+
+class _Credentials(Mapping[str, str]):
+    """A router's keys by plugin name: validated, redacted, never shown."""
+
+    def __init__(self, credentials: Mapping[str, str] | None) -> None:
+        if credentials is None:
+            credentials = {}
+        if not isinstance(credentials, Mapping):
+            raise InvalidInputError("credentials must be a dict of plugin name to API key, "
+                                    f"got {type(credentials).__name__}.")
+        keys: dict[str, str] = {}
+        for plugin, key in credentials.items():
+            if not isinstance(plugin, str) or not plugin.strip() or ":" in plugin:
+                raise InvalidInputError("credentials must map plugin names like 'openai' to "
+                                        f"keys; got the name {_short(plugin)}.")
+            if not isinstance(key, str) or not key.strip():
+                got = "an empty string" if isinstance(key, str) else type(key).__name__
+                raise InvalidInputError(f"credentials[{plugin!r}] must be a non-empty string "
+                                        f"(the API key), got {got}.")
+            add_secret(key)
+            keys[plugin.strip()] = key
+        self._keys = keys
+        self.fingerprints = {plugin: fingerprint(key) for plugin, key in keys.items()}
+
+    def __getitem__(self, plugin: str) -> str:
+        return self._keys[plugin]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:  # never show a key
+        return f"<credentials for {sorted(self._keys)}>"
+
+
+def _plugin(provider: str) -> str:
+    return provider.partition(":")[0]
 
 
 def _short(value: Any) -> str:

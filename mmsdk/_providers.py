@@ -184,10 +184,17 @@ def preload(router: Router, capability: Capability | str | None) -> list[str]:
     else:
         for name in router.providers:
             try:
-                for resolved, capabilities in _resolve(registry, name, capability, wanted):
-                    add(resolved, capabilities)
+                found = _resolve(registry, name, capability, wanted)
             except ProviderUnavailableError as missing:  # its plugin is not installed
                 problems.append(missing)
+                continue
+            for resolved, capabilities in found:
+                try:  # with the router's key for that plugin, if it has one
+                    keyed = router.with_credential(resolved)
+                except MMSDKError as keyless:  # the plugin takes no per-router key
+                    problems.append(keyless)
+                    continue
+                add(keyed, capabilities)
     if not plan and not problems and left_out:
         raise left_out[0]
     warmed: list[str] = []
@@ -247,7 +254,7 @@ def _warm(registry: Registry, resolved: Resolved, capabilities: set[Capability])
     """Check, build and load one provider, as the first call to it would."""
     provider = resolved.provider
     try:
-        if not registry.is_loaded(provider):
+        if not registry.is_loaded(provider, resolved.credential):
             availability = resolved.availability()
             if not availability.ok:
                 registry.forget(provider)  # its description may change once it is fixed

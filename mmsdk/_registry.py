@@ -8,6 +8,7 @@ recorded and shown by ``mmsdk providers``; it never breaks the others.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib.metadata
 import logging
 import threading
@@ -24,8 +25,8 @@ from ._errors import CapabilityError, ProviderUnavailableError, UnknownProviderE
 from ._model import Model
 from ._types import Availability, Capability, ModelInfo
 
-__all__ = ["ProviderSpec", "Registry", "Resolved", "get_registry", "register_plugin",
-           "unregister_plugin"]
+__all__ = ["ProviderSpec", "Registry", "Resolved", "fingerprint", "get_registry",
+           "register_plugin", "unregister_plugin"]
 
 logger = logging.getLogger("mmsdk")
 
@@ -63,6 +64,9 @@ class ProviderSpec:
         offer_as_default: whether ``provider=None`` may route to it.
         deprecation: ``deprecation(model)`` -> a note for a model that still works but
             has an announced end-of-life, else ``None`` (shown by ``mmsdk providers``).
+        with_key: ``with_key(api_key)`` -> a copy of this spec whose factory and check
+            use this API key instead of the environment's (``Router(credentials=...)``);
+            cheap, imports nothing. ``None``: the plugin takes no per-router credentials.
     """
 
     name: str
@@ -74,18 +78,35 @@ class ProviderSpec:
     retired: Mapping[str, str] = field(default_factory=dict)
     offer_as_default: bool = True
     deprecation: Callable[[str], str | None] | None = None
+    with_key: Callable[[str], ProviderSpec] | None = None
 
     @property
     def capabilities(self) -> frozenset[Capability]:
         return frozenset(self.default_models)
 
 
+def fingerprint(api_key: str) -> str:
+    """A short, non-reversible tag for *api_key*: what keeps its models and breaker facts apart.
+
+    The key itself is never stored in a tag, a log line or an error.
+    """
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Resolved:
-    """A provider string resolved to a spec and a model name."""
+    """A provider string resolved to a spec and a model name.
+
+    Attributes:
+        spec: the provider (for a per-router key: the copy that uses that key).
+        model: the model name.
+        credential: ``None`` for the environment's credentials, else the
+            :func:`fingerprint` of the router's key (never the key itself).
+    """
 
     spec: ProviderSpec
     model: str
+    credential: str | None = None
 
     @property
     def provider(self) -> str:
@@ -110,7 +131,9 @@ class Registry:
         self._failures: dict[str, str] = {}
         self._pending: dict[str, importlib.metadata.EntryPoint] = {}
         self.owners: dict[str, str] = {}
-        self._models: dict[str, Model] = {}
+        # Models for the environment's credentials are keyed by provider string,
+        # those made with a per-router key by (provider string, key fingerprint).
+        self._models: dict[str | tuple[str, str], Model] = {}
         self._resolved: dict[tuple[str, Capability | None], Resolved] = {}
         self._lock = threading.Lock()
         self._load_lock = threading.RLock()
@@ -312,13 +335,14 @@ class Registry:
             "Run 'mmsdk providers' to see what is installed.",
             provider=text, suggestions=close)
 
-    def is_loaded(self, provider: str) -> bool:
-        """Whether a model object for *provider* exists (so it was available)."""
-        return provider in self._models
+    def is_loaded(self, provider: str, credential: str | None = None) -> bool:
+        """Whether a model object for *provider* (with that credential) exists, so it was
+        available."""
+        return _model_key(provider, credential) in self._models
 
     def model(self, resolved: Resolved) -> Model:
-        """The model object for *resolved*, created once and reused."""
-        key = resolved.provider
+        """The model object for *resolved*, created once per credential and reused."""
+        key = _model_key(resolved.provider, resolved.credential)
         model = self._models.get(key)
         if model is not None:
             return model
@@ -333,11 +357,13 @@ class Registry:
         self._resolved.clear()
         with self._lock:
             keys = [k for k in self._models
-                    if provider is None or k == provider or k.partition(":")[0] == provider]
+                    if provider is None or _provider_of(k) == provider
+                    or _provider_of(k).partition(":")[0] == provider]
             return [self._models.pop(k) for k in keys]
 
     def unload(self, provider: str | None = None) -> None:
-        """Close and forget cached model objects (all, a plugin's, or one provider string)."""
+        """Close and forget cached model objects (all, a plugin's, or one provider string),
+        whatever credential they were made with."""
         for model in self._forget(provider):
             model.close()
 
@@ -352,6 +378,14 @@ class Registry:
                  for spec in self.specs.values()
                  if spec.offer_as_default and capability in spec.default_models]
         return sorted(names, key=lambda p: self.resolve(p).info.local)
+
+
+def _model_key(provider: str, credential: str | None) -> str | tuple[str, str]:
+    return provider if credential is None else (provider, credential)
+
+
+def _provider_of(key: str | tuple[str, str]) -> str:
+    return key if isinstance(key, str) else key[0]
 
 
 _registry: Registry | None = None

@@ -83,13 +83,14 @@ class Opened:
 @dataclass
 class _InFlight:
     provider: str
+    credential: Hashable
     started: float
     request: Any
 
 
 Steps = Generator[Any, Any, Any]
 Outcome = Literal["ok", "error", "skipped", "abandoned"]
-Candidates = list[Resolved | ProviderUnavailableError]
+Candidates = list[Resolved | MMSDKError]  # an error: skipped (plugin missing, no per-router key)
 
 
 @dataclass
@@ -99,7 +100,9 @@ class RouteContext:
     Attributes:
         budgets: this router's retry token buckets.
         book: the process-wide breaker facts.
-        credential: keeps one tenant's breaker facts apart from another's.
+        credential: keeps one tenant's breaker facts apart from another's, for
+            candidates that carry no credential of their own (a candidate made
+            with a per-router key is kept apart by its ``Resolved.credential``).
         hooks: ``on_attempt`` callbacks (the router's and the configured one).
     """
 
@@ -165,7 +168,7 @@ class _Run:
                 continue
             if flight.request.cancel is not None:
                 flight.request.cancel.set()
-            self.context.book.settle(flight.provider, self.context.credential, failed=None,
+            self.context.book.settle(flight.provider, flight.credential, failed=None,
                                      threshold=self.policy.breaker_threshold)
             self._record(flight.provider, "abandoned", flight.started, now - flight.started,
                          error=CancelledError(f"{flight.provider} was abandoned: another "
@@ -181,9 +184,14 @@ class _Run:
         return [self._failed[id(a)] for a in self.ordered_attempts() if id(a) in self._failed]
 
     # -- one candidate: bind, call, retry ------------------------------------
-    def candidate(self, resolved: Resolved | ProviderUnavailableError) -> Steps:
+    def credential(self, resolved: Resolved) -> Hashable:
+        """Whose breaker facts a call to *resolved* reads and writes."""
+        return resolved.credential if resolved.credential is not None \
+            else self.context.credential
+
+    def candidate(self, resolved: Resolved | MMSDKError) -> Steps:
         """Steps for one provider. Returns a result, or ``_SKIPPED``."""
-        if isinstance(resolved, MMSDKError):  # plugin not installed
+        if isinstance(resolved, MMSDKError):  # plugin not installed, or takes no router key
             self._skip(resolved.provider or "?", resolved)
             return _SKIPPED
         provider = resolved.provider
@@ -192,7 +200,7 @@ class _Run:
                 f"{provider} sends data off this machine and the policy is local_only.",
                 provider=provider))
             return _SKIPPED
-        retry_in = self.context.book.open_for(provider, self.context.credential,
+        retry_in = self.context.book.open_for(provider, self.credential(resolved),
                                               self.policy.breaker_threshold,
                                               self.policy.breaker_cooldown)
         if retry_in is not None:  # no preparation for a provider that is down
@@ -211,6 +219,7 @@ class _Run:
     def _calls(self, bound: Bound) -> Steps:
         provider = bound.resolved.provider
         policy, context = self.policy, self.context
+        credential = self.credential(bound.resolved)
         waited = 0.0
         error: MMSDKError | None = None
         for attempt in range(policy.retries + 1):
@@ -222,7 +231,7 @@ class _Run:
                         f"The {policy.deadline}s deadline passed before {provider} could be "
                         "tried; raise Policy(deadline=...).", provider=provider)
                 timeout = min(timeout or remaining, remaining)
-            retry_in = context.book.admit(provider, context.credential,
+            retry_in = context.book.admit(provider, credential,
                                           policy.breaker_threshold, policy.breaker_cooldown)
             if retry_in is not None:  # opened meanwhile (by this or another router)
                 if error is not None:
@@ -236,7 +245,7 @@ class _Run:
                 "timeout": timeout, "deadline": None if timeout is None else began + timeout,
                 "cancel": threading.Event()})
             key = next(self._ids)
-            self.in_flight[key] = _InFlight(provider, began, request)
+            self.in_flight[key] = _InFlight(provider, credential, began, request)
             try:
                 outcome = yield _Call(bound, request, self.streaming)
             finally:
@@ -245,13 +254,13 @@ class _Run:
                 raise CancelledError(f"{provider} was abandoned.", provider=provider)
             seconds = time.monotonic() - began
             if not isinstance(outcome, BaseException):
-                context.book.settle(provider, context.credential, failed=False,
+                context.book.settle(provider, credential, failed=False,
                                     threshold=policy.breaker_threshold)
                 self._record(provider, "ok", began, seconds, waited=waited,
                              usage=_usage(outcome[0]))
                 return outcome
             error = self._normalise(outcome, provider, timeout)
-            context.book.settle(provider, context.credential, failed=_counts(error),
+            context.book.settle(provider, credential, failed=_counts(error),
                                 threshold=policy.breaker_threshold)
             skipped = isinstance(error, ProviderUnavailableError)
             self._record(provider, "skipped" if skipped else "error", began, seconds,
@@ -259,7 +268,7 @@ class _Run:
             delay = self._retry_delay(error, attempt)
             if delay is None:
                 raise error
-            if context.book.open_for(provider, context.credential, policy.breaker_threshold,
+            if context.book.open_for(provider, credential, policy.breaker_threshold,
                                      policy.breaker_cooldown) is not None:
                 raise error  # this failure opened its breaker: fall back now, no wait
             if not context.budgets.withdraw(provider, policy.retry_budget):
@@ -415,7 +424,8 @@ _SILENT = _Silent()
 def _bind(run: _Run, resolved: Resolved) -> Bound | Skip:
     try:
         return run.job.bind(resolved, lenient=run.policy.lenient,
-                            check=not run.registry.is_loaded(resolved.provider))
+                            check=not run.registry.is_loaded(resolved.provider,
+                                                             resolved.credential))
     except Skip as skip:
         return skip
 
@@ -448,13 +458,13 @@ def _drive(steps: Steps, run: _Run) -> Any:
 
 
 async def _abind(run: _Run, resolved: Resolved) -> Bound | Skip:
-    if run.registry.is_loaded(resolved.provider) and run.job.light():
+    if run.registry.is_loaded(resolved.provider, resolved.credential) and run.job.light():
         return _bind(run, resolved)
     return await asyncio.to_thread(_bind, run, resolved)
 
 
 async def _amodel(run: _Run, resolved: Resolved) -> Any:
-    if run.registry.is_loaded(resolved.provider):
+    if run.registry.is_loaded(resolved.provider, resolved.credential):
         return run.registry.model(resolved)
     return await asyncio.to_thread(run.registry.model, resolved)  # first import, factory
 
