@@ -1,18 +1,36 @@
-"""What the dual-encoder and VLM model objects share: lazy, cached loading and close()."""
+"""What the dual-encoder and VLM model objects share: lazy, cached, bounded loading and close().
+
+Bounds: routing gives each attempt ``request.deadline`` (set when the attempt
+starts) and ``request.cancel`` (set when nobody wants the answer any more).
+Waiting for another call's load of the same checkpoint, loading, and waiting
+for a busy model all count against the deadline: a call queued behind a busy
+model fails with :class:`ProviderTimeoutError` when its time is up, and a
+cancelled one stops there with :class:`CancelledError`.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from mmsdk.plugin import Model, ModelInfo
+from mmsdk.plugin import Model, ModelInfo, Request
 
 from . import _loading
 from ._cache import LoadedCache, shared_cache
 from ._checkpoint import Checkpoint, Task
 from ._loading import Loaded, LoadOptions
 
-__all__ = ["TransformersModel"]
+__all__ = ["TransformersModel", "bounded"]
+
+R = TypeVar("R", bound=Request)
+
+
+def bounded(request: R) -> R:
+    """*request* with its deadline: routing's, or its ``timeout`` counted from now."""
+    if request.deadline is None and request.timeout is not None:
+        return request.model_copy(update={"deadline": time.monotonic() + request.timeout})
+    return request
 
 
 class TransformersModel(Model):
@@ -34,11 +52,19 @@ class TransformersModel(Model):
     def _key(self, options: LoadOptions) -> Hashable:
         return (self.checkpoint.source, self.task, options)
 
-    def loaded(self, options: Mapping[str, Any]) -> Loaded:
-        """The model and processor for these call options, loading them if needed."""
+    def loaded(self, options: Mapping[str, Any], request: Request | None = None) -> Loaded:
+        """The model and processor for these call options, loading them if needed.
+
+        With *request*, waiting for another call's load gives up at its deadline
+        or cancel, and a load that outlasts the deadline ends the attempt.
+        """
         load_options = LoadOptions.parse(options).resolved(self.task, self.provider)
-        return self.cache.get(self._key(load_options), lambda: _loading.load_checkpoint(
-            self.checkpoint, self.task, load_options, self.provider))
+        hold = (lambda lock: request.holding(lock, self.provider)) if request else None
+        loaded = self.cache.get(self._key(load_options), lambda: _loading.load_checkpoint(
+            self.checkpoint, self.task, load_options, self.provider), hold=hold)
+        if request is not None:
+            request.raise_if_stopped(self.provider, "loading the model")
+        return loaded
 
     def close(self) -> None:
         """Drop every loaded copy of this checkpoint and free its memory."""

@@ -14,6 +14,8 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
+from typing import Any
 
 from ._loading import Loaded
 
@@ -40,15 +42,20 @@ class LoadedCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: Hashable, load: Callable[[], Loaded]) -> Loaded:
-        """The entry for *key*, calling *load* only if it is not loaded yet."""
+    def get(self, key: Hashable, load: Callable[[], Loaded],
+            hold: Callable[[threading.Lock], AbstractContextManager[Any]] | None = None) -> Loaded:
+        """The entry for *key*, calling *load* only if it is not loaded yet.
+
+        *hold* says how to wait for another thread loading the same key (default:
+        as long as it takes); a request's ``holding`` gives up at its deadline.
+        """
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
                 return entry
             key_lock = self._loading.setdefault(key, threading.Lock())
-        with key_lock:
+        with hold(key_lock) if hold is not None else key_lock:
             with self._lock:
                 entry = self._entries.get(key)
                 if entry is not None:  # another thread loaded it while this one waited

@@ -6,6 +6,11 @@ turned into scores with a softmax over the labels, or with ``multi_label=True``
 a sigmoid per label (independent scores; SigLIP was trained for exactly that,
 CLIP's logits are only meaningful relative to each other). All images of a call
 go through one batched forward pass (``options={"batch_size": N}`` caps it).
+Texts longer than the model's text positions are truncated to them.
+
+Bounds: the attempt's deadline covers waiting for the model and loading it; a
+call queued behind a busy model fails with :class:`ProviderTimeoutError` when its
+time is up, and a cancelled or timed-out call stops before its next batch.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from mmsdk.plugin import (
     Usage,
 )
 
-from ._base import TransformersModel
+from ._base import TransformersModel, bounded
 from ._errors import mapped
 from ._loading import Loaded
 
@@ -46,7 +51,16 @@ def _batch_size(options: Mapping[str, Any]) -> int:
 def _text_kwargs(loaded: Loaded) -> dict[str, Any]:
     # SigLIP was trained on texts padded to max_length; CLIP pads to the longest label.
     padding = "max_length" if loaded.sigmoid else True
-    return {"padding": padding, "truncation": True}
+    kwargs: dict[str, Any] = {"padding": padding, "truncation": True}
+    # Truncate to what the text tower takes even when the tokenizer's own limit is
+    # larger or unset (a long label would otherwise fail inside the model).
+    positions = getattr(getattr(loaded.model.config, "text_config", None),
+                        "max_position_embeddings", None)
+    tokenizer = getattr(loaded.processor, "tokenizer", None)
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(positions, int):
+        kwargs["max_length"] = min(positions, limit) if isinstance(limit, int) else positions
+    return kwargs
 
 
 def _features(output: Any) -> torch.Tensor:
@@ -68,15 +82,17 @@ class ContrastiveModel(TransformersModel, Classify, Embed):
 
     def classify(self, request: ClassifyRequest) -> list[ClassifyResult]:
         """Score every label for every image; one result per image, in order."""
+        request = bounded(request)
         with mapped(self.provider):
-            loaded = self.loaded(request.options)
             batch = _batch_size(request.options)
+            loaded = self.loaded(request.options, request)
             images = [prepared.image for prepared in request.images]
             prompts = request.prompts()
             sigmoid = request.multi_label  # the contract: softmax over labels unless multi-label
             rows: list[list[float]] = []
-            with loaded.lock, torch.inference_mode():
+            with request.holding(loaded.lock, self.provider), torch.inference_mode():
                 for start in range(0, len(images), batch):
+                    request.raise_if_stopped(self.provider, "classifying")
                     inputs = loaded.processor(text=prompts, images=images[start:start + batch],
                                               return_tensors="pt", **_text_kwargs(loaded))
                     inputs = inputs.to(loaded.device, loaded.dtype)
@@ -89,21 +105,24 @@ class ContrastiveModel(TransformersModel, Classify, Embed):
 
     def embed(self, request: EmbedRequest) -> EmbedResult:
         """Unit vectors for images and texts, in the model's shared space."""
+        request = bounded(request)
         with mapped(self.provider):
-            loaded = self.loaded(request.options)
             batch = _batch_size(request.options)
+            loaded = self.loaded(request.options, request)
             images = [prepared.image for prepared in request.images]
             image_vectors = text_vectors = None
-            with loaded.lock, torch.inference_mode():
+            with request.holding(loaded.lock, self.provider), torch.inference_mode():
                 if images:
                     parts = []
                     for start in range(0, len(images), batch):
+                        request.raise_if_stopped(self.provider, "embedding images")
                         inputs = loaded.processor(images=images[start:start + batch],
                                                   return_tensors="pt")
                         inputs = inputs.to(loaded.device, loaded.dtype)
                         parts.append(_features(loaded.model.get_image_features(**inputs)))
                     image_vectors = _unit(torch.cat(parts))
                 if request.texts:
+                    request.raise_if_stopped(self.provider, "embedding texts")
                     inputs = loaded.processor(text=request.texts, return_tensors="pt",
                                               **_text_kwargs(loaded)).to(loaded.device)
                     text_vectors = _unit(_features(loaded.model.get_text_features(**inputs)))

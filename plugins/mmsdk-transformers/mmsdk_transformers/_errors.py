@@ -1,7 +1,10 @@
 """The one place where torch / transformers / hub exceptions become mmsdk errors.
 
 Loading failures mean the model cannot run here (:class:`ProviderUnavailableError`,
-with the fix); failures while running it are :class:`ProviderError` (routing
+with the fix). While running, a ``ValueError`` is transformers or the processor
+rejecting what it was given (an ``<image>`` token typed into the prompt, a
+generation setting out of range): :class:`InvalidInputError`, never a reason to
+fall back. Other failures while running are :class:`ProviderError` (routing
 falls back to the next provider, without retrying the same one). mmsdk errors
 raised by the plugin itself pass through unchanged.
 
@@ -19,7 +22,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mmsdk.plugin import MMSDKError, ProviderError, ProviderUnavailableError, raise_mapped
+from mmsdk.plugin import InvalidInputError, MMSDKError, ProviderError, ProviderUnavailableError, raise_mapped
 
 from ._checkpoint import INSTALL
 
@@ -80,6 +83,8 @@ def translate(exc: Exception, provider: str, *, loading: bool) -> MMSDKError:
             fix = "this checkpoint's processor needs torchvision: pip install torchvision"
         return ProviderUnavailableError(f"{provider} could not be loaded: {text}", provider=provider,
                                         fix=fix)
+    if isinstance(exc, ValueError):
+        return InvalidInputError(f"{provider} rejected the input: {exc}", provider=provider)
     return ProviderError(f"{provider} failed: {text}", provider=provider)
 
 

@@ -8,6 +8,7 @@ plus an instruction); the core validates the answer against the schema.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,18 +59,25 @@ def messages(request: UnderstandRequest, *, system_inline: bool = False) -> list
     return turns
 
 
-def _number(options: Mapping[str, Any], name: str, *, integer: bool = False) -> Any:
+def _number(options: Mapping[str, Any], name: str, *, integer: bool = False,
+            positive: bool = False, most: int | float | None = None) -> Any:
     value = options[name]
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or value < 0:
-        kind = "a non-negative integer" if integer else "a non-negative number"
-        raise InvalidInputError(f"options[{name!r}] must be {kind}, got {value!r}.")
+    fits = isinstance(value, kinds) and not isinstance(value, bool) \
+        and (isinstance(value, int) or math.isfinite(value)) \
+        and (value > 0 if positive else value >= 0) and (most is None or value <= most)
+    if not fits:
+        kind = "an integer" if integer else "a number"
+        bounds = f"{'above' if positive else 'at least'} 0" + (
+            f" and at most {most}" if most is not None else "")
+        raise InvalidInputError(f"options[{name!r}] must be {kind} {bounds}, got {value!r}.")
     return value
 
 
 def seed_of(options: Mapping[str, Any]) -> int | None:
     """``options["seed"]``, validated."""
-    return _number(options, "seed", integer=True) if "seed" in options else None
+    # torch.manual_seed takes 64 bits
+    return _number(options, "seed", integer=True, most=2**64 - 1) if "seed" in options else None
 
 
 def generation_kwargs(request: UnderstandRequest) -> dict[str, Any]:
@@ -85,10 +93,10 @@ def generation_kwargs(request: UnderstandRequest) -> dict[str, Any]:
         kwargs["do_sample"] = True
         kwargs["temperature"] = request.temperature
         if "top_p" in options:
-            kwargs["top_p"] = _number(options, "top_p")
+            kwargs["top_p"] = _number(options, "top_p", positive=True, most=1.0)
         if "top_k" in options:
             kwargs["top_k"] = _number(options, "top_k", integer=True)
     if "repetition_penalty" in options:
-        kwargs["repetition_penalty"] = _number(options, "repetition_penalty")
+        kwargs["repetition_penalty"] = _number(options, "repetition_penalty", positive=True)
     seed_of(options)
     return kwargs

@@ -8,14 +8,18 @@ greedy decoding; otherwise sampling at that temperature, seeded by
 ``options={"seed": N}``. Streaming runs ``generate`` in a worker thread that
 feeds a ``TextIteratorStreamer``.
 
-``request.timeout`` bounds generation (not loading): a stopping criterion
-ends it at the deadline and the call raises :class:`ProviderTimeoutError`.
+Bounds: the attempt's deadline (``request.deadline``, from ``Policy(timeout=...)``)
+covers waiting for the model, loading it and generating; a stopping criterion
+ends generation at the next token when the deadline passes
+(:class:`ProviderTimeoutError`), when the attempt is cancelled (``request.cancel``:
+a cancelled ``await``, a lost hedge; :class:`CancelledError`) or when a stream's
+reader leaves. ``max_tokens`` beyond the model's context (``max_position_embeddings``
+less the prompt) is an :class:`InvalidInputError`; left unset it is capped there.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +29,8 @@ from jinja2 import TemplateError
 from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from mmsdk.plugin import (
+    CancelledError,
+    InvalidInputError,
     ProviderError,
     ProviderTimeoutError,
     StreamEvent,
@@ -34,7 +40,7 @@ from mmsdk.plugin import (
     Usage,
 )
 
-from ._base import TransformersModel
+from ._base import TransformersModel, bounded
 from ._errors import mapped
 from ._loading import Loaded
 from ._prompting import generation_kwargs, messages, seed_of, user_text
@@ -43,19 +49,30 @@ __all__ = ["VisionLanguageModel"]
 
 
 class _Stop(StoppingCriteria):
-    """Ends generation when the caller goes away (``cancel``) or the deadline passes."""
+    """Ends generation at the next token: attempt cancelled or past its deadline, or reader gone.
 
-    def __init__(self, timeout: float | None) -> None:
-        self.deadline = None if timeout is None else time.monotonic() + timeout
-        self.timeout = timeout
-        self.cancel = threading.Event()
-        self.timed_out = False
+    Attributes:
+        reason: ``"cancelled"``, ``"timeout"``, ``"left"`` (a stream's reader stopped
+            reading) once it has stopped generation, else ``None``.
+    """
+
+    def __init__(self, request: UnderstandRequest, left: threading.Event | None = None) -> None:
+        self.request = request
+        self.left = left
+        self.reason: str | None = None
+
+    @property
+    def needed(self) -> bool:
+        """Whether anything can stop this generation early (the check costs a little per token)."""
+        return self.left is not None or self.request.deadline is not None \
+            or self.request.cancel is not None
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        stop = self.cancel.is_set()
-        if not stop and self.deadline is not None and time.monotonic() > self.deadline:
-            self.timed_out = stop = True
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        if self.reason is None:
+            self.reason = "left" if self.left is not None and self.left.is_set() else \
+                self.request.stop_reason()
+        return torch.full((input_ids.shape[0],), self.reason is not None, dtype=torch.bool,
+                          device=input_ids.device)
 
 
 @dataclass
@@ -80,6 +97,14 @@ def _tokenizer(loaded: Loaded) -> Any:
 def _has_template(processor: Any) -> bool:
     return bool(getattr(processor, "chat_template", None)
                 or getattr(getattr(processor, "tokenizer", None), "chat_template", None))
+
+
+def _context(loaded: Loaded) -> int | None:
+    """How many positions the language model takes (prompt plus answer), where it says."""
+    config = loaded.model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    limit = getattr(text, "max_position_embeddings", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 def _eos_ids(loaded: Loaded) -> set[int]:
@@ -121,15 +146,37 @@ class VisionLanguageModel(TransformersModel, Understand):
         return text, [f"{self.provider}'s chat template has no system role; the system text "
                       "opens the user turn instead"]
 
-    def _prepare(self, loaded: Loaded, request: UnderstandRequest) -> _Turn:
+    def _prepare(self, loaded: Loaded, request: UnderstandRequest,
+                 left: threading.Event | None = None) -> _Turn:
         text, warnings = self._render(loaded, request)
         images = [prepared.image for prepared in request.images]
         # One conversation: a batch of one text, and its images as one nested list.
         inputs = loaded.processor(text=[text], images=[images] if images else None,
                                   return_tensors="pt")
         inputs = inputs.to(loaded.device, loaded.dtype)
-        return _Turn(inputs, generation_kwargs(request), seed_of(request.options),
-                     _Stop(request.timeout), warnings)
+        turn = _Turn(inputs, generation_kwargs(request), seed_of(request.options),
+                     _Stop(request, left), warnings)
+        self._fit_context(loaded, request, turn)
+        return turn
+
+    def _fit_context(self, loaded: Loaded, request: UnderstandRequest, turn: _Turn) -> None:
+        """The prompt plus ``max_tokens`` must fit the model's context; an unset one is capped."""
+        context = _context(loaded)
+        if context is None:
+            return
+        room = context - turn.prompt_tokens
+        if room < 1:
+            raise InvalidInputError(
+                f"The prompt is {turn.prompt_tokens} tokens (images included), more than "
+                f"{self.checkpoint.name}'s {context}-token context; send fewer images or frames, "
+                "or less text.", provider=self.provider)
+        if request.max_tokens is None:
+            turn.kwargs["max_new_tokens"] = min(turn.kwargs["max_new_tokens"], room)
+        elif request.max_tokens > room:
+            raise InvalidInputError(
+                f"max_tokens={request.max_tokens} does not fit {self.checkpoint.name}'s "
+                f"{context}-token context after the {turn.prompt_tokens}-token prompt; ask for "
+                f"max_tokens={room} or fewer.", provider=self.provider)
 
     # -- running ---------------------------------------------------------------
     @staticmethod
@@ -137,19 +184,19 @@ class VisionLanguageModel(TransformersModel, Understand):
         with torch.inference_mode():
             if turn.seed is not None:
                 torch.manual_seed(turn.seed)
-            # The criterion costs a little per token: only when there is a deadline or a
-            # stream whose reader may leave early.
-            stop = turn.stop.deadline is not None or streamer is not None
-            criteria = StoppingCriteriaList([turn.stop] if stop else [])
+            criteria = StoppingCriteriaList([turn.stop] if turn.stop.needed else [])
             return loaded.model.generate(**turn.inputs, **turn.kwargs, streamer=streamer,  # type: ignore[no-any-return]
                                          stopping_criteria=criteria)
 
     def _result(self, loaded: Loaded, turn: _Turn, output: torch.Tensor,
                 request: UnderstandRequest) -> UnderstandResult:
-        if turn.stop.timed_out:
+        if turn.stop.reason == "timeout":
             raise ProviderTimeoutError(
-                f"{self.provider} did not finish generating within {turn.stop.timeout}s; raise "
+                f"{self.provider} did not finish generating within {request.timeout}s; raise "
                 "Policy(timeout=...) or ask for fewer max_tokens.", provider=self.provider)
+        if turn.stop.reason == "cancelled":
+            raise CancelledError(f"{self.provider}: cancelled while generating.",
+                                 provider=self.provider)
         encoder_decoder = bool(getattr(loaded.model.config, "is_encoder_decoder", False))
         new = output[0] if encoder_decoder else output[0, turn.prompt_tokens:]
         text = _tokenizer(loaded).decode(new, skip_special_tokens=True)
@@ -162,29 +209,30 @@ class VisionLanguageModel(TransformersModel, Understand):
 
     def understand(self, request: UnderstandRequest) -> UnderstandResult:
         """Answer in one piece."""
+        request = bounded(request)
         with mapped(self.provider):
-            loaded = self.loaded(request.options)
-            with loaded.lock:
+            loaded = self.loaded(request.options, request)
+            with request.holding(loaded.lock, self.provider):
                 turn = self._prepare(loaded, request)
                 output = self._generate(loaded, turn)
             return self._result(loaded, turn, output, request)
 
     def understand_stream(self, request: UnderstandRequest) -> Iterator[StreamEvent]:
         """Yield text as it is generated, then the whole :class:`UnderstandResult`."""
+        request = bounded(request)
         with mapped(self.provider):
-            loaded = self.loaded(request.options)
+            loaded = self.loaded(request.options, request)
             streamer = TextIteratorStreamer(_tokenizer(loaded), skip_prompt=True,
                                             skip_special_tokens=True)
             state: dict[str, Any] = {}
-            cancel = threading.Event()
+            left = threading.Event()  # the reader stopped reading
 
             def work() -> None:
                 try:
-                    with loaded.lock:
-                        if cancel.is_set():
+                    with request.holding(loaded.lock, self.provider):
+                        if left.is_set():
                             raise RuntimeError("the stream was closed before generation began")
-                        turn = state["turn"] = self._prepare(loaded, request)
-                        turn.stop.cancel = cancel
+                        turn = state["turn"] = self._prepare(loaded, request, left)
                         state["output"] = self._generate(loaded, turn, streamer)
                 except BaseException as exc:  # handed to the consumer, which maps it
                     state["error"] = exc
@@ -197,7 +245,7 @@ class VisionLanguageModel(TransformersModel, Understand):
                     if chunk:
                         yield chunk
             finally:
-                cancel.set()  # a consumer that stops early ends generation at the next token
+                left.set()  # a reader that stops early ends generation at the next token
             worker.join()
             if "error" in state:
                 raise state["error"]

@@ -170,9 +170,9 @@ async def test_async_stream_and_answer(provider: Callable[[str], str], tiny: Mod
 def test_closing_a_stream_early_stops_generation(provider: Callable[[str], str],
                                                  images: list[Image.Image]) -> None:
     """The worker thread ends at the next token, so the model is free again at once."""
-    stream = mmsdk.understand("Describe.", images=images[:1], max_tokens=100_000, stream=True,
+    stream = mmsdk.understand("Describe.", images=images[:1], max_tokens=400, stream=True,
                               provider=provider("endless_llava"))
-    assert next(stream) and next(stream)  # generation is under way (and would never end)
+    assert next(stream) and next(stream)  # generation is under way (400 tokens, no end token)
     workers = [t for t in threading.enumerate() if t.name == "mmsdk-transformers-generate"]
     assert workers
 
@@ -215,15 +215,6 @@ def test_answer_that_does_not_validate_raises(provider: Callable[[str], str],
                          provider=provider("llava"))
 
     assert caught.value.text  # the raw answer is kept for inspection
-
-
-def test_generation_past_the_timeout_raises(provider: Callable[[str], str],
-                                            images: list[Image.Image]) -> None:
-    mmsdk.understand("warm up", max_tokens=1, provider=provider("llava"))  # load outside the clock
-    router = mmsdk.Router(provider("llava"), policy=mmsdk.Policy(timeout=1e-6, retries=0))
-
-    with pytest.raises(mmsdk.ProviderTimeoutError):
-        router.understand("Describe.", images=images[:1], max_tokens=64)
 
 
 def test_options_are_validated(provider: Callable[[str], str]) -> None:
