@@ -22,7 +22,6 @@ import base64
 import binascii
 import io
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
@@ -233,15 +232,21 @@ def _fits(size: int, limits: MediaLimits) -> bool:
     return limits.max_bytes is None or _counted(size, limits) <= limits.max_bytes
 
 
-@dataclass(frozen=True)
 class _Extras:
-    """What a re-encode carries over: the ICC profile, and metadata only if asked."""
+    """What a re-encode carries over: the ICC profile, and metadata only if asked.
 
-    mode: str
-    icc: bytes | None = None
-    exif: bytes | None = None
-    xmp: bytes | None = None
-    comment: bytes | None = None
+    A plain class: a dataclass would cost half a millisecond at import, on every first call.
+    """
+
+    __slots__ = ("comment", "exif", "icc", "mode", "xmp")
+
+    def __init__(self, mode: str, icc: bytes | None = None, exif: bytes | None = None,
+                 xmp: bytes | None = None, comment: bytes | None = None) -> None:
+        self.mode = mode
+        self.icc = icc
+        self.exif = exif
+        self.xmp = xmp
+        self.comment = comment
 
 
 def _carried(image: Image.Image, keep_metadata: bool) -> _Extras:
