@@ -10,7 +10,8 @@ Example:
     >>> answer.text, answer.usage.output_tokens
 
 Keys and endpoints come from ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL`` or
-from :func:`configure`; the default model from ``MMSDK_ANTHROPIC_MODEL`` or
+from :func:`configure` (``mmsdk.Router(..., credentials={"anthropic": KEY})``
+sends that router's own key instead); the default model from ``MMSDK_ANTHROPIC_MODEL`` or
 :func:`configure` (``model=``).
 """
 

@@ -57,10 +57,16 @@ class _AsyncEntry:
 
 
 class Clients:
-    """A sync client and per-loop async clients for one provider string."""
+    """A sync client and per-loop async clients for one provider string.
 
-    def __init__(self, provider: str) -> None:
+    Args:
+        provider: the provider string, for errors.
+        api_key: a router's key, used instead of the settings' and the environment's.
+    """
+
+    def __init__(self, provider: str, *, api_key: str | None = None) -> None:
         self.provider = provider
+        self._api_key = api_key
         self._lock = threading.Lock()
         self._sync: tuple[Connection, Anthropic] | None = None
         self._async: dict[asyncio.AbstractEventLoop, _AsyncEntry] = {}
@@ -69,7 +75,7 @@ class Clients:
         return f"<Clients {self.provider}>"
 
     def _connection(self) -> Connection:
-        conn = connection()
+        conn = connection(self._api_key)
         if conn is None:
             raise ProviderUnavailableError(
                 f"{self.provider} has no API key: {API_KEY_ENV} is not set.",

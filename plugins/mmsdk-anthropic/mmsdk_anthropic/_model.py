@@ -39,12 +39,15 @@ class AnthropicModel(Understand, Classify):
         provider: the full provider string, e.g. ``"anthropic:claude-sonnet-5-5"``.
         info: what :func:`mmsdk_anthropic.describe` says about the model.
         model: the API model name.
+        api_key: a key used instead of the settings' and the environment's
+            (``mmsdk.Router(credentials={"anthropic": ...})``).
     """
 
-    def __init__(self, provider: str, info: ModelInfo, model: str) -> None:
+    def __init__(self, provider: str, info: ModelInfo, model: str, *,
+                 api_key: str | None = None) -> None:
         super().__init__(provider, info)
         self.model = model
-        self._clients = Clients(provider)
+        self._clients = Clients(provider, api_key=api_key)
 
     def close(self) -> None:
         """Close the SDK clients; the next call opens new ones."""

@@ -109,10 +109,15 @@ class Connection:
         return f"Connection(base_url={self.base_url!r})"
 
 
-def connection() -> Connection | None:
-    """The credentials and endpoint in force, or ``None`` when no key is set."""
+def connection(api_key: str | None = None) -> Connection | None:
+    """The credentials and endpoint in force, or ``None`` when no key is set.
+
+    Args:
+        api_key: a router's key (``mmsdk.Router(credentials=...)``): used instead of
+            the settings' and the environment's key or auth token.
+    """
     settings = _settings
-    api_key = settings.api_key or os.environ.get(API_KEY_ENV) or None
+    api_key = api_key or settings.api_key or os.environ.get(API_KEY_ENV) or None
     auth_token = None if api_key else os.environ.get(AUTH_TOKEN_ENV) or None
     if api_key is None and auth_token is None:
         return None

@@ -6,7 +6,7 @@ Everything here is cheap: no SDK import, no request.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from mmsdk.plugin import (
     Availability,
@@ -16,6 +16,7 @@ from mmsdk.plugin import (
     ModelInfo,
     ModelLifecycle,
     ProviderSpec,
+    add_secret,
     missing_packages,
 )
 
@@ -131,9 +132,13 @@ def describe(model: str) -> ModelInfo:
                      limits=LIMITS, local=False, cost_hint=cost, speed_hint=speed)
 
 
+def _check_package() -> Availability:
+    return missing_packages("anthropic", install="'anthropic>=2.12'")
+
+
 def check(model: str) -> Availability:
     """Usable here when the SDK is installed and a key is set; makes no request."""
-    packages = missing_packages("anthropic", install="'anthropic>=2.12'")
+    packages = _check_package()
     if not packages.ok:
         return packages
     if connection() is None:
@@ -159,20 +164,41 @@ class _DefaultModels(Mapping[Capability, str]):
         return len(CAPABILITIES)
 
 
-def _factory(model: str) -> Model:
+def _factory(model: str, api_key: str | None = None) -> Model:
     from ._model import AnthropicModel  # the SDK is imported only from here on
 
-    return AnthropicModel(f"{NAME}:{model}", describe(model), model)
+    return AnthropicModel(f"{NAME}:{model}", describe(model), model, api_key=api_key)
 
 
-def provider_spec() -> ProviderSpec:
-    """The ``anthropic`` provider as registered."""
+def _check_keyed(model: str) -> Availability:
+    """With a router's key: usable when the SDK is installed (the key is there)."""
+    return _check_package()
+
+
+def provider_spec(api_key: str | None = None) -> ProviderSpec:
+    """The ``anthropic`` provider as registered.
+
+    Args:
+        api_key: a key used instead of ``configure(api_key=...)``,
+            ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_AUTH_TOKEN``
+            (``mmsdk.Router(credentials={"anthropic": ...})``); the provider is
+            then available without them. The endpoint still comes from the
+            settings or ``ANTHROPIC_BASE_URL``.
+    """
+    factory: Callable[[str], Model] = _factory
+    if api_key is not None:
+        add_secret(api_key)
+
+        def factory(model: str) -> Model:  # a closure: no repr shows the key
+            return _factory(model, api_key)
+
     return ProviderSpec(
         name=NAME,
-        factory=_factory,
+        factory=factory,
         describe=describe,
         default_models=_DefaultModels(),
-        check=check,
+        check=check if api_key is None else _check_keyed,
         description="Claude vision through the official anthropic SDK (cloud)",
         retired=_LIFECYCLE.retired,  # read against today() on every lookup
+        with_key=provider_spec,
     )

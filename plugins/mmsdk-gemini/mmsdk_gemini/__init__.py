@@ -12,38 +12,75 @@ for the capability asked (``gemini-3.8-flash`` for understand and classify,
 
 The key comes from ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY`` (the SDK's own
 variables), the endpoint from ``GOOGLE_GEMINI_BASE_URL``, or both from
-:func:`configure`. Imagen models (``gemini:imagen-...``) need Vertex AI
+:func:`configure`; ``mmsdk.Router(..., credentials={"gemini": KEY})`` sends that
+router's own key instead (not with a Vertex AI project). Imagen models (``gemini:imagen-...``) need Vertex AI
 (``GOOGLE_GENAI_USE_VERTEXAI=true``). Importing this module imports no SDK.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from mmsdk.plugin import Model, ProviderSpec, hookimpl
+from mmsdk.plugin import Availability, Model, ProviderSpec, add_secret, hookimpl
 
 from ._describe import describe, lifecycle
-from ._settings import DefaultModels, GeminiSettings, availability, configure, get_settings
+from ._settings import (
+    DefaultModels,
+    GeminiSettings,
+    availability,
+    availability_with_key,
+    configure,
+    get_settings,
+)
 
-__all__ = ["GeminiSettings", "configure", "describe", "get_settings", "register_providers"]
+__all__ = ["GeminiSettings", "configure", "describe", "get_settings", "provider_spec",
+           "register_providers"]
 
 
-def _factory(model: str) -> Model:
+def _factory(model: str, api_key: str | None = None) -> Model:
     from ._model import GeminiModel  # the SDK is imported on first use only
 
-    return GeminiModel(f"gemini:{model}", describe(model), model, get_settings())
+    settings = get_settings()
+    if api_key is not None:
+        settings = replace(settings, api_key=api_key)
+    return GeminiModel(f"gemini:{model}", describe(model), model, settings)
+
+
+def provider_spec(api_key: str | None = None) -> ProviderSpec:
+    """The ``gemini`` provider as registered.
+
+    Args:
+        api_key: a key used instead of ``configure(api_key=...)``,
+            ``GOOGLE_API_KEY`` and ``GEMINI_API_KEY``
+            (``mmsdk.Router(credentials={"gemini": ...})``); the provider is
+            then available without them. Not with a Vertex AI project, whose
+            Application Default Credentials take no API key.
+    """
+    factory: Callable[[str], Model] = _factory
+    check: Callable[[str], Availability] = availability
+    if api_key is not None:
+        add_secret(api_key)
+
+        def factory(model: str) -> Model:  # a closure: no repr shows the key
+            return _factory(model, api_key)
+
+        check = availability_with_key
+    return ProviderSpec(
+        name="gemini",
+        factory=factory,
+        describe=describe,
+        default_models=DefaultModels(),
+        check=check,
+        description="Google Gemini via google-genai: understand (images, video, streaming, "
+                    "schemas), classify, native image generation; Imagen on Vertex AI",
+        retired=lifecycle.retired,  # read against mmsdk.plugin.today() on every lookup
+        with_key=provider_spec,
+    )
 
 
 @hookimpl
 def register_providers(register: Any) -> None:
     """Register the ``gemini`` provider."""
-    register(ProviderSpec(
-        name="gemini",
-        factory=_factory,
-        describe=describe,
-        default_models=DefaultModels(),
-        check=availability,
-        description="Google Gemini via google-genai: understand (images, video, streaming, "
-                    "schemas), classify, native image generation; Imagen on Vertex AI",
-        retired=lifecycle.retired,  # read against mmsdk.plugin.today() on every lookup
-    ))
+    register(provider_spec())

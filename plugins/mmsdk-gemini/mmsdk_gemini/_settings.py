@@ -33,6 +33,7 @@ __all__ = [
     "GeminiSettings",
     "api_key",
     "availability",
+    "availability_with_key",
     "configure",
     "get_settings",
     "use_vertex",
@@ -168,6 +169,25 @@ def availability(model: str) -> Availability:
     if api_key() is None:
         return Availability.no("no Gemini API key is set (GEMINI_API_KEY or GOOGLE_API_KEY)",
                                KEY_FIX)
+    return Availability.yes()
+
+
+def availability_with_key(model: str) -> Availability:
+    """Whether the provider can run here with a key given in code (a router's credentials).
+
+    The key is there, so no variable need be set; but a Vertex AI project
+    authenticates with Application Default Credentials, not an API key, so a
+    router's key cannot be honoured there (Vertex AI express mode takes one).
+    """
+    packages = missing_packages("google.genai", install="mmsdk-gemini")
+    if not packages.ok:
+        return packages
+    if use_vertex() and vertex_project():
+        return Availability.no(
+            "a Vertex AI project is configured (GOOGLE_CLOUD_PROJECT); it uses Application "
+            "Default Credentials, not the router's API key",
+            "use the Gemini Developer API (GOOGLE_GENAI_USE_VERTEXAI unset) or Vertex AI "
+            "express mode (no project) with Router(credentials={'gemini': ...})")
     return Availability.yes()
 
 

@@ -31,7 +31,10 @@ Configuration (nothing here overrides what the SDK's own variables set):
   ``OPENAI_PROJECT_ID``), or explicitly
   ``mmsdk_openai.configure(api_key=..., base_url=...)``. Without a key the
   ``openai`` provider is unavailable (fix: ``export OPENAI_API_KEY=...``) and
-  no request is made.
+  no request is made. ``mmsdk.Router(..., credentials={"openai": KEY})`` sends
+  that router's own key instead (the provider is then available without
+  ``OPENAI_API_KEY``); an endpoint's name takes a router key the same way
+  (``credentials={"vllm": TOKEN}``), sent as its bearer token.
 - What bare ``"openai"`` means: ``gpt-image-2`` (generate) and ``gpt-5.5``
   (understand, classify), current models with no announced shutdown; override
   with ``MMSDK_OPENAI_GENERATE_MODEL``, ``MMSDK_OPENAI_UNDERSTAND_MODEL``,

@@ -26,6 +26,7 @@ __all__ = [
     "DefaultModels",
     "OpenAISettings",
     "check_openai",
+    "check_sdk",
     "configure",
     "get_settings",
     "is_image_model",
@@ -219,6 +220,11 @@ def sdk_missing() -> Availability | None:
 
 
 AVAILABLE = Availability.yes()  # asked on every call: build it once
+
+
+def check_sdk(model: str) -> Availability:
+    """Usable here with a key given in code (a router's credentials): the SDK is installed."""
+    return sdk_missing() or AVAILABLE
 
 
 def check_openai(model: str) -> Availability:

@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from mmsdk.plugin import (
@@ -25,7 +25,15 @@ from mmsdk.plugin import (
     unregister_plugin,
 )
 
-from ._config import AVAILABLE, RETIRED, DefaultModels, check_openai, get_settings, sdk_missing
+from ._config import (
+    AVAILABLE,
+    RETIRED,
+    DefaultModels,
+    check_openai,
+    check_sdk,
+    get_settings,
+    sdk_missing,
+)
 from ._info import compatible_info, describe_openai
 
 __all__ = ["ENV_VAR", "Endpoint", "add_endpoint", "endpoints_from_env", "openai_spec",
@@ -39,14 +47,15 @@ _RESERVED = {"openai", "local"}
 NO_KEY = "not-needed"
 
 
-def _make_openai(model: str) -> Model:
+def _make_openai(model: str, api_key: str | None = None) -> Model:
+    """The model object; *api_key* (a router's key) wins over the settings and environment."""
     from ._clients import ClientPool, Endpoints
     from ._config import is_image_model
     from ._model import ChatModel, ImageModel, reads_logprobs
 
     def endpoints() -> Endpoints:
         settings = get_settings()[0]
-        return Endpoints(urls=(settings.base_url,), api_key=settings.api_key,
+        return Endpoints(urls=(settings.base_url,), api_key=api_key or settings.api_key,
                          organization=settings.organization, project=settings.project)
 
     pool = ClientPool(endpoints, lambda: get_settings()[1])
@@ -56,11 +65,27 @@ def _make_openai(model: str) -> Model:
     return ChatModel(f"openai:{model}", info, model, pool, logprobs=reads_logprobs(model))
 
 
-def openai_spec() -> ProviderSpec:
-    """The ``openai`` provider: GPT image models and GPT chat models."""
+def openai_spec(api_key: str | None = None) -> ProviderSpec:
+    """The ``openai`` provider: GPT image models and GPT chat models.
+
+    Args:
+        api_key: a key used instead of ``configure(api_key=...)`` and
+            ``OPENAI_API_KEY`` (``mmsdk.Router(credentials={"openai": ...})``);
+            the provider is then available without them. Base URL,
+            organization and project still come from the settings and environment.
+    """
+    factory: Callable[[str], Model] = _make_openai
+    check: Callable[[str], Availability] = check_openai
+    if api_key is not None:
+        add_secret(api_key)
+
+        def factory(model: str) -> Model:  # a closure: no repr shows the key
+            return _make_openai(model, api_key)
+
+        check = check_sdk
     return ProviderSpec(
-        name="openai", factory=_make_openai, describe=describe_openai,
-        default_models=DefaultModels(), check=check_openai, retired=RETIRED,
+        name="openai", factory=factory, describe=describe_openai,
+        default_models=DefaultModels(), check=check, retired=RETIRED, with_key=openai_spec,
         description="OpenAI: GPT image models (generate, edit) and GPT vision (understand, "
                     "classify) through the official SDK")
 
@@ -127,7 +152,12 @@ class Endpoint:
             description=f"OpenAI-compatible endpoint{'s' if len(self.base_urls) > 1 else ''} "
                         f"{where}" + (f" (models: {', '.join(self.models)})" if self.models
                                        else " (name a model: '" + self.name + ":MODEL')"),
-            offer_as_default=bool(self.models))
+            offer_as_default=bool(self.models), with_key=self._with_key)
+
+    def _with_key(self, api_key: str) -> ProviderSpec:
+        """This endpoint's spec with *api_key* as the bearer token (a router's credentials)."""
+        add_secret(api_key)
+        return replace(self, api_key=api_key).spec()
 
     def _check(self, model: str) -> Availability:
         return sdk_missing() or AVAILABLE
