@@ -15,6 +15,7 @@ timeout does not: the attempt's time is spent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
@@ -147,6 +148,8 @@ class ClientPool:
         config = self._endpoints()
 
         def build() -> list[openai.AsyncOpenAI]:
+            with contextlib.suppress(ImportError):  # what the transport imports on first use
+                import anyio._backends._asyncio  # noqa: F401
             return [openai.AsyncOpenAI(api_key=config.api_key, base_url=url,
                                        organization=config.organization, project=config.project,
                                        max_retries=0)

@@ -73,8 +73,8 @@ def edit_files(request: GenerateRequest) -> dict[str, Any]:
     assert request.image is not None
     files: dict[str, Any] = {"image": _file("image", request.image)}
     if request.mask is not None:
-        files["mask"] = ("mask.png", mask_png(request.mask.image, (request.image.sent.width, request.image.sent.height)),
-                         "image/png")
+        size = (request.image.sent.width, request.image.sent.height)  # without decoding it
+        files["mask"] = ("mask.png", mask_png(request.mask.image, size), "image/png")
     return files
 
 

@@ -7,7 +7,6 @@ Every SDK call runs inside :func:`boundary`, the plugin's one error boundary.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -15,9 +14,6 @@ import openai
 import openai.resources.chat.chat  # the SDK imports these on first use, which would be on the
 import openai.resources.chat.completions  # caller's event loop; this module is imported off it
 import openai.resources.images
-
-with contextlib.suppress(ImportError):  # what the async transport imports on its first request
-    import anyio._backends._asyncio  # noqa: F401
 
 from mmsdk.plugin import (
     Classify,
