@@ -18,8 +18,11 @@ class Policy(BaseModel):
         order: ``"given"`` (list order), ``"local_first"``, ``"cloud_first"``,
             ``"cheapest"`` or ``"fastest"`` (by the providers' declared hints).
         local_only: skip every provider that would send data off this machine.
-        timeout: seconds per attempt, passed down to the SDK or pipeline.
-        deadline: seconds for the whole call, retries and fallbacks included.
+        timeout: seconds per attempt, counted from its start (waiting for a
+            busy local model and loading it included), passed down to the
+            SDK or pipeline.
+        deadline: seconds for the whole call: reading inputs, retries and
+            fallbacks included.
         retries: extra attempts per provider on transient errors (rate limit,
             5xx, overload, timeout, connection).
         backoff: first retry delay in seconds when the server gives no
@@ -28,8 +31,9 @@ class Policy(BaseModel):
             on to the next provider at once.
         hedge_after: seconds after which the next provider is started in
             parallel if the current one has not answered; the first answer wins
-            (the slower call is abandoned, not cancelled). Streams are not
-            hedged: they fall back only before their first chunk.
+            and the slower call is stopped (local work at its next step, an
+            async HTTP request closed) and recorded as ``"abandoned"``. Streams
+            are not hedged: they fall back only before their first chunk.
         fallback_on_policy_refusal: fall back when a provider refuses on
             content-policy grounds (off: the refusal is raised).
         max_concurrency: calls in flight at once through this router.
