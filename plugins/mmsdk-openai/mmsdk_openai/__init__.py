@@ -21,9 +21,21 @@ Providers:
   2027-01-14, ...) fails before any request, naming the successor; before it,
   calls carry a note in ``result.warnings``, and a ``ModelDeprecationWarning``
   within 30 days of it. The date is ``mmsdk.plugin.today()``.
-- ``NAME:MODEL`` for every OpenAI-compatible server you register (vLLM, TGI,
-  Ollama, LM Studio): understand and classify, so VLM traffic can move to a
-  serving engine you already run.
+- ``NAME:MODEL`` for every OpenAI-compatible server you register: chat
+  servers (vLLM, SGLang, TGI, Ollama, LM Studio) understand and classify, so
+  VLM traffic can move to a serving engine you already run; image servers
+  (SGLang Diffusion, vLLM-Omni; ``capabilities=["generate"]``) generate
+  through ``POST /v1/images/generations``: ``size`` (or ``width`` and
+  ``height``) as ``size`` ``"WxH"``, ``n``, and ``steps``, ``guidance``,
+  ``seed``, ``negative_prompt`` as the extra fields those servers read
+  (``num_inference_steps``, ``guidance_scale``, ``seed``,
+  ``negative_prompt``); ``image=`` edits through ``/v1/images/edits``
+  (vLLM-Omni). Images come back as ``b64_json`` (asked for by default;
+  ``options={"response_format": "url"}`` asks for URLs), or as URLs fetched by
+  mmsdk's guarded fetcher, which may reach the answering server's own host
+  even when it is private, and no other private host. Anything else
+  (``mask``, ``strength``, ``control_image``, ``scheduler``, ...) is a
+  ``CapabilityError`` before any request; ``result.seed`` echoes the seed.
 
 Configuration (nothing here overrides what the SDK's own variables set):
 
@@ -47,10 +59,21 @@ Configuration (nothing here overrides what the SDK's own variables set):
                                 models=["Qwen/Qwen2.5-VL-7B-Instruct"])
       mmsdk.understand("Describe", images=["x.png"], provider="vllm")   # or "vllm:MODEL"
 
-  or in the environment, read when plugins load (``;`` between endpoints,
+      mmsdk_openai.add_endpoint("sglang", "http://gpu3:30000/v1", capabilities=["generate"])
+      mmsdk.generate("a lighthouse", provider="sglang", size="1024x768", steps=28, seed=7)
+
+  or in the environment, read when plugins load (``;`` between endpoints;
+  ``(CAPABILITY,...)`` after the name, default understand and classify;
   ``#MODEL`` optional)::
 
-      MMSDK_OPENAI_COMPATIBLE="vllm#Qwen/Qwen2.5-VL-7B-Instruct=http://gpu1:8000/v1,http://gpu2:8000/v1;ollama=http://localhost:11434/v1"
+      MMSDK_OPENAI_COMPATIBLE="vllm#Qwen/Qwen2.5-VL-7B-Instruct=http://gpu1:8000/v1,http://gpu2:8000/v1;ollama=http://localhost:11434/v1;sglang(generate)=http://gpu3:30000/v1"
+
+  Without ``models=`` (or ``#MODEL``), the server's ``GET /v1/models`` is
+  asked once, when bare ``"NAME"`` or ``mmsdk providers`` first needs it
+  (never for ``"NAME:MODEL"``), within 5 seconds; the first model listed is
+  what bare ``"NAME"`` means. A server that does not answer leaves the
+  endpoint unavailable, saying why, and is asked again 30 seconds later. Such
+  endpoints are not on the ``provider=None`` route: name them.
 
   Calls go round-robin over an endpoint's base URLs; a connection failure
   (refused, reset, dropped) moves the call to the next URL. The bearer token

@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
 from mmsdk.plugin import (
@@ -18,6 +18,7 @@ from mmsdk.plugin import (
     Capability,
     InvalidInputError,
     Model,
+    ModelInfo,
     ProviderSpec,
     add_secret,
     hookimpl,
@@ -34,6 +35,7 @@ from ._config import (
     get_settings,
     sdk_missing,
 )
+from ._discovery import UNKNOWN_MODEL, DefaultModel, Discovery, shown_url
 from ._info import compatible_info, describe_openai
 
 __all__ = ["ENV_VAR", "Endpoint", "add_endpoint", "endpoints_from_env", "openai_spec",
@@ -42,6 +44,7 @@ __all__ = ["ENV_VAR", "Endpoint", "add_endpoint", "endpoints_from_env", "openai_
 ENV_VAR = "MMSDK_OPENAI_COMPATIBLE"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 _RESERVED = {"openai", "local"}
+_ENV_NAME = re.compile(r"\s*([^()\s]*)\s*(?:\(([^()]*)\))?\s*")  # NAME, then (CAPABILITIES)
 # Local servers usually take any key; a placeholder keeps the SDK from reading
 # OPENAI_API_KEY and sending the OpenAI key to a third-party server.
 NO_KEY = "not-needed"
@@ -100,11 +103,8 @@ def _is_local(url: str) -> bool:
         return False
 
 
-def _shown(url: str) -> str:
-    """*url* without any ``user:password@`` part, for listings."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host).geturl()
+CHAT = (Capability.UNDERSTAND, Capability.CLASSIFY)
+_OFFERED = (Capability.GENERATE, Capability.UNDERSTAND, Capability.CLASSIFY)
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,12 @@ class Endpoint:
         base_urls: the servers' ``/v1`` URLs; calls go round-robin over them.
         api_key: sent as the bearer token (``None``: ``<NAME>_API_KEY`` if set, else
             a placeholder, never ``OPENAI_API_KEY``).
-        models: the first one is what bare ``"NAME"`` means.
+        models: the first one is what bare ``"NAME"`` means; empty: the server's
+            ``GET /v1/models`` says, asked once when first needed.
         local: every byte stays on this machine (``None``: true when every URL is loopback).
         logprobs: classification asks for logprobs (turn off for servers that reject them).
+        capabilities: what the servers do: chat servers understand and classify,
+            image servers (SGLang Diffusion, vLLM-Omni) generate.
     """
 
     name: str
@@ -127,10 +130,18 @@ class Endpoint:
     models: tuple[str, ...] = ()
     local: bool | None = None
     logprobs: bool = True
+    capabilities: tuple[Capability, ...] = CHAT
+    discovery: Discovery = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A copy made by dataclasses.replace (a router's key) asks with its own key.
+        object.__setattr__(self, "discovery", Discovery(self.base_urls, self.key))
 
     def __repr__(self) -> str:  # never show the key
-        return (f"Endpoint(name={self.name!r}, base_urls={tuple(map(_shown, self.base_urls))!r}, "
-                f"api_key={'set' if self.key() != NO_KEY else None!r}, models={self.models!r})")
+        return (f"Endpoint(name={self.name!r}, "
+                f"base_urls={tuple(map(shown_url, self.base_urls))!r}, "
+                f"api_key={'set' if self.key() != NO_KEY else None!r}, models={self.models!r}, "
+                f"capabilities={tuple(c.value for c in self.capabilities)!r})")
 
     def key(self) -> str:
         env = re.sub(r"[^A-Za-z0-9]", "_", self.name).upper() + "_API_KEY"
@@ -140,18 +151,23 @@ class Endpoint:
     def is_local(self) -> bool:
         return self.local if self.local is not None else all(map(_is_local, self.base_urls))
 
+    def info(self) -> ModelInfo:
+        return compatible_info(self.is_local, frozenset(self.capabilities))
+
     def spec(self) -> ProviderSpec:
-        info = compatible_info(self.is_local)
-        defaults: Mapping[Capability, str] = {Capability.UNDERSTAND: self.models[0],
-                                              Capability.CLASSIFY: self.models[0]} \
-            if self.models else {}
-        where = ", ".join(map(_shown, self.base_urls))
+        info = self.info()
+        defaults: Mapping[Capability, str] = \
+            dict.fromkeys(self.capabilities, self.models[0]) if self.models \
+            else DefaultModel(self.discovery, self.capabilities)
+        where = ", ".join(map(shown_url, self.base_urls))
+        kind = "image server" if self.capabilities == (Capability.GENERATE,) else "endpoint"
         return ProviderSpec(
             name=self.name, factory=self._factory(), describe=lambda model: info,
             default_models=defaults, check=self._check,
-            description=f"OpenAI-compatible endpoint{'s' if len(self.base_urls) > 1 else ''} "
+            description=f"OpenAI-compatible {kind}{'s' if len(self.base_urls) > 1 else ''} "
                         f"{where}" + (f" (models: {', '.join(self.models)})" if self.models
-                                       else " (name a model: '" + self.name + ":MODEL')"),
+                                       else " (models: as its /v1/models lists them)"),
+            # provider=None never waits on a server's model list
             offer_as_default=bool(self.models), with_key=self._with_key)
 
     def _with_key(self, api_key: str) -> ProviderSpec:
@@ -160,17 +176,23 @@ class Endpoint:
         return replace(self, api_key=api_key).spec()
 
     def _check(self, model: str) -> Availability:
+        if model == UNKNOWN_MODEL and not self.models:
+            return self.discovery.availability()
         return sdk_missing() or AVAILABLE
 
     def _factory(self) -> Callable[[str], Model]:
         def make(model: str) -> Model:
             from ._clients import ClientPool, Endpoints
-            from ._model import ChatModel
+            from ._model import ChatModel, ServerImageModel, ServerModel
 
             config = Endpoints(urls=tuple(self.base_urls), api_key=self.key())
             pool = ClientPool(lambda: config, lambda: 0)
-            return ChatModel(f"{self.name}:{model}", compatible_info(self.is_local), model,
-                             pool, compatible=True, logprobs=self.logprobs)
+            generate = Capability.GENERATE in self.capabilities
+            chat = any(c in self.capabilities for c in CHAT)
+            kind = ServerModel if generate and chat else ServerImageModel if generate \
+                else ChatModel
+            return kind(f"{self.name}:{model}", self.info(), model, pool, compatible=True,
+                        logprobs=self.logprobs)
         return make
 
     @hookimpl
@@ -192,32 +214,68 @@ def _validate(name: str, base_urls: Sequence[str]) -> tuple[str, ...]:
     return urls
 
 
+def _capabilities(name: str, given: Sequence[str | Capability] | None) -> tuple[Capability, ...]:
+    if given is None:
+        return CHAT
+    if isinstance(given, str):
+        given = [given]
+    offered = ", ".join(repr(c.value) for c in _OFFERED)
+    wanted: list[Capability] = []
+    for value in given:
+        try:
+            capability = Capability(value)
+        except ValueError:
+            capability = None
+        if capability not in _OFFERED:
+            raise InvalidInputError(f"Endpoint {name!r}: capability {value!r} is not one an "
+                                    f"OpenAI-compatible server offers here ({offered}).")
+        assert capability is not None
+        wanted.append(capability)
+    if not wanted:
+        raise InvalidInputError(f"Endpoint {name!r} needs at least one capability ({offered}).")
+    return tuple(c for c in _OFFERED if c in wanted)
+
+
 def add_endpoint(name: str, base_urls: str | Sequence[str], *, api_key: str | None = None,
                  models: Sequence[str] | None = None, local: bool | None = None,
-                 logprobs: bool = True) -> Endpoint:
+                 logprobs: bool = True,
+                 capabilities: Sequence[str | Capability] | None = None) -> Endpoint:
     """Register an OpenAI-compatible server as provider *name* (``"NAME:MODEL"``).
 
-    Understand and classify then run against it (vLLM, TGI, Ollama, LM Studio,
-    ...). With several base URLs, calls are spread round-robin and a connection
-    failure moves the call to the next one.
+    Chat servers (vLLM, SGLang, TGI, Ollama, LM Studio, ...) understand and
+    classify; image servers (SGLang Diffusion, vLLM-Omni) generate, with
+    ``capabilities=["generate"]``. With several base URLs, calls are spread
+    round-robin and a connection failure moves the call to the next one.
 
     Args:
         name: the provider name, e.g. ``"vllm"``.
         base_urls: one URL or several, e.g. ``"http://gpu1:8000/v1"``.
         api_key: bearer token, if the server wants one (else ``NAME_API_KEY``).
-        models: served models; the first is what bare ``"NAME"`` means.
+        models: served models; the first is what bare ``"NAME"`` means. ``None``:
+            ask the server's ``GET /v1/models`` the first time bare ``"NAME"``
+            or ``mmsdk providers`` needs them (once, within 5 s; a server that
+            does not answer leaves the endpoint unavailable, saying why).
         local: whether data stays on this machine (default: all URLs are loopback).
         logprobs: ask for logprobs when classifying.
+        capabilities: any of ``"understand"``, ``"classify"``, ``"generate"``
+            (default: understand and classify).
+
+    Raises:
+        InvalidInputError: a bad name, URL or capability.
 
     Example:
         >>> import mmsdk, mmsdk_openai
         >>> _ = mmsdk_openai.add_endpoint("vllm", ["http://gpu1:8000/v1", "http://gpu2:8000/v1"],
         ...                               models=["Qwen/Qwen2.5-VL-7B-Instruct"])
         >>> mmsdk.understand("Describe", images=["x.png"], provider="vllm").text
+        >>> _ = mmsdk_openai.add_endpoint("sglang", "http://gpu3:30000/v1",
+        ...                               capabilities=["generate"])  # model from /v1/models
+        >>> mmsdk.generate("a lighthouse", provider="sglang", steps=28, seed=7).images
     """
     urls = _validate(name, [base_urls] if isinstance(base_urls, str) else base_urls)
+    offered = _capabilities(name, capabilities)
     add_secret(api_key)
-    endpoint = Endpoint(name, urls, api_key, tuple(models or ()), local, logprobs)
+    endpoint = Endpoint(name, urls, api_key, tuple(models or ()), local, logprobs, offered)
     register_plugin(endpoint, f"mmsdk_openai:{name}")
     return endpoint
 
@@ -230,18 +288,29 @@ def remove_endpoint(name: str) -> None:
 def endpoints_from_env(value: str | None = None) -> list[Endpoint]:
     """Endpoints named in ``MMSDK_OPENAI_COMPATIBLE``.
 
-    Format: ``NAME[#MODEL]=URL[,URL...]``, several separated by ``;``, e.g.
-    ``vllm#Qwen/Qwen2.5-VL-7B-Instruct=http://h1:8000/v1,http://h2:8000/v1;ollama=http://localhost:11434/v1``.
+    Format: ``NAME[(CAPABILITY,...)][#MODEL]=URL[,URL...]``, several separated by
+    ``;``. Without ``(...)`` an endpoint understands and classifies; without
+    ``#MODEL`` its ``GET /v1/models`` is asked when first needed. E.g.
+    ``vllm#Qwen/Qwen2.5-VL-7B-Instruct=http://h1:8000/v1,http://h2:8000/v1;ollama=http://localhost:11434/v1;sglang(generate)#black-forest-labs/FLUX.1-dev=http://h3:30000/v1``.
+
+    Raises:
+        InvalidInputError: an entry that does not follow the format.
     """
     raw = os.environ.get(ENV_VAR, "") if value is None else value
     found = []
     for entry in filter(None, (part.strip() for part in raw.split(";"))):
         head, sep, urls = entry.partition("=")
-        if not sep:
-            raise InvalidInputError(f"{ENV_VAR}: {entry!r} must look like NAME=URL[,URL...].")
-        name, _, model = head.strip().partition("#")
-        found.append(Endpoint(name.strip(), _validate(name.strip(), urls.split(",")),
-                              models=(model.strip(),) if model.strip() else ()))
+        named, _, model = head.partition("#")
+        parts = _ENV_NAME.fullmatch(named)
+        if not sep or parts is None:
+            raise InvalidInputError(f"{ENV_VAR}: {entry!r} must look like "
+                                    "NAME[(CAPABILITY,...)][#MODEL]=URL[,URL...].")
+        name, listed = parts[1], parts[2]
+        offered = _capabilities(name, None if listed is None else
+                                [c.strip() for c in listed.split(",") if c.strip()])
+        found.append(Endpoint(name, _validate(name, urls.split(",")),
+                              models=(model.strip(),) if model.strip() else (),
+                              capabilities=offered))
     return found
 
 

@@ -14,6 +14,9 @@ __all__ = [
     "COMPATIBLE_LIMITS",
     "IMAGE_OPTIONS",
     "OPENAI_CHAT_LIMITS",
+    "SERVER_IMAGE_OPTIONS",
+    "SERVER_IMAGE_SUPPORTS",
+    "SERVER_MAX_N",
     "compatible_info",
     "describe_openai",
     "is_reasoning",
@@ -69,8 +72,28 @@ def describe_openai(model: str) -> ModelInfo:
                      local=False, cost_hint=2.0, speed_hint=2.0)
 
 
-def compatible_info(local: bool) -> ModelInfo:
-    """ModelInfo for a model behind an OpenAI-compatible endpoint."""
-    return ModelInfo(capabilities=frozenset({Capability.UNDERSTAND, Capability.CLASSIFY}),
-                     supports=CHAT_SUPPORTS, options=CHAT_OPTIONS, limits=COMPATIBLE_LIMITS,
-                     local=local, cost_hint=0.5 if local else 1.0, speed_hint=2.0)
+# Image servers (SGLang Diffusion, vLLM-Omni): what their /v1/images/generations reads
+# (steps, guidance, seed, negative_prompt as extra fields; size; n) and /v1/images/edits
+# (image). Anything else (mask, strength, control_image, scheduler, ...) is a
+# CapabilityError before any request.
+SERVER_IMAGE_SUPPORTS = frozenset({"negative_prompt", "width", "height", "steps", "guidance",
+                                   "seed", "n", "image"})
+SERVER_IMAGE_OPTIONS = frozenset({"response_format"})
+SERVER_MAX_N = 16  # as many as one mmsdk call asks for; the server may refuse fewer
+CHAT_CAPABILITIES = frozenset({Capability.UNDERSTAND, Capability.CLASSIFY})
+
+
+@lru_cache(maxsize=32)
+def compatible_info(local: bool,
+                    capabilities: frozenset[Capability] = CHAT_CAPABILITIES) -> ModelInfo:
+    """ModelInfo for a model behind an OpenAI-compatible endpoint offering *capabilities*."""
+    chat = bool(capabilities & CHAT_CAPABILITIES)
+    generate = Capability.GENERATE in capabilities
+    supports = (CHAT_SUPPORTS if chat else frozenset()) | \
+        (SERVER_IMAGE_SUPPORTS if generate else frozenset())
+    options = (CHAT_OPTIONS if chat else frozenset()) | \
+        (SERVER_IMAGE_OPTIONS if generate else frozenset())
+    return ModelInfo(capabilities=capabilities, supports=supports, options=options,
+                     limits=COMPATIBLE_LIMITS, max_n=SERVER_MAX_N if generate else 1,
+                     local=local, cost_hint=0.5 if local else 1.0,
+                     speed_hint=8.0 if generate and not chat else 2.0)

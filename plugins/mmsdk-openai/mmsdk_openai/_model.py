@@ -1,4 +1,5 @@
-"""Model objects: GPT image models (generate) and chat models (understand, classify).
+"""Model objects: GPT image models and image servers (generate), chat models (understand,
+classify), and both at once for an OpenAI-compatible endpoint that offers both.
 
 Imported by the factories only: this is where the ``openai`` SDK gets imported.
 Every SDK call runs inside :func:`boundary`, the plugin's one error boundary.
@@ -39,10 +40,11 @@ from ._classify import label_logprobs
 from ._clients import ClientPool
 from ._config import lifecycle
 from ._errors import boundary
+from ._image_servers import has_urls, server_params, server_result
 from ._images import edit_files, image_params, result_from
 from ._info import is_reasoning
 
-__all__ = ["ChatModel", "ImageModel", "reads_logprobs"]
+__all__ = ["ChatModel", "ImageModel", "ServerImageModel", "ServerModel", "reads_logprobs"]
 
 def reads_logprobs(model: str) -> bool:
     """Whether classification asks *model* for logprobs by default.
@@ -125,6 +127,52 @@ class ImageModel(_PoolModel, Generate):
                 response = await self.pool.acall(
                     lambda client: client.images.generate(**params))
             return _noted(result_from(response, self.provider), notes)
+
+
+class ServerImageModel(_PoolModel, Generate):
+    """An image model on an OpenAI-compatible image server (SGLang Diffusion, vLLM-Omni).
+
+    ``images.generate`` (``images.edit`` when an image is given) with the
+    diffusion settings in ``extra_body``; see :mod:`._image_servers`. Each
+    answer is paired with the base URL that gave it: image URLs are read
+    against, and may only reach privately, that server.
+    """
+
+    def _server_params(self, request: GenerateRequest) -> dict[str, Any]:
+        params = _with_timeout(server_params(self.name, request, self.provider),
+                               request.timeout)
+        if request.image is not None:
+            params.update(edit_files(request))
+        return params
+
+    def generate(self, request: GenerateRequest) -> GenerateResult:
+        params = self._server_params(request)
+        edit = request.image is not None
+
+        def send(client: openai.OpenAI) -> tuple[Any, str]:
+            images = client.images
+            response = images.edit(**params) if edit else images.generate(**params)
+            return response, str(client.base_url)
+
+        with boundary(self.provider):
+            response, base_url = self.pool.call(send)
+            return server_result(response, self.provider, base_url, request)
+
+    async def agenerate(self, request: GenerateRequest) -> GenerateResult:
+        params = self._server_params(request)
+        edit = request.image is not None
+
+        async def send(client: openai.AsyncOpenAI) -> tuple[Any, str]:
+            images = client.images
+            response = await (images.edit(**params) if edit else images.generate(**params))
+            return response, str(client.base_url)
+
+        with boundary(self.provider):
+            response, base_url = await self.pool.acall(send)
+            if has_urls(response):  # fetching them blocks: off the caller's loop
+                return await asyncio.to_thread(server_result, response, self.provider,
+                                               base_url, request)
+            return server_result(response, self.provider, base_url, request)
 
 
 class ChatModel(_PoolModel, Understand, Classify):
@@ -233,3 +281,7 @@ class ChatModel(_PoolModel, Understand, Classify):
 
         with boundary(self.provider):
             return list(await asyncio.gather(*(one(image) for image in request.images)))
+
+
+class ServerModel(ChatModel, ServerImageModel):
+    """An OpenAI-compatible endpoint that both chats and makes images (one pool of clients)."""

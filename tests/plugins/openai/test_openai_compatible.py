@@ -147,3 +147,31 @@ def test_removed_endpoint_is_unknown(loopback: LoopbackServer) -> None:
 def test_bad_endpoints_are_refused(name: str, urls: list[str]) -> None:
     with pytest.raises(mmsdk.InvalidInputError):
         mmsdk_openai.add_endpoint(name, urls)
+
+
+def test_providers_lists_an_endpoint_with_its_capabilities(pair, capsys) -> None:
+    from mmsdk._cli import main
+
+    [status] = [s for s in mmsdk.providers() if s.name == "vllmtest"]
+    assert (status.capabilities, status.models, status.usable, status.local) == (
+        [mmsdk.Capability.CLASSIFY, mmsdk.Capability.UNDERSTAND], [MODEL], True, True)
+    assert main(["providers"]) == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines()
+              if line.startswith("vllmtest ")]
+    assert line.split()[1:] == ["classify,understand", "ready"]
+
+
+def test_an_endpoint_without_models_lists_what_its_server_serves(
+        loopback: LoopbackServer, wire, endpoint_names: list[str]) -> None:
+    models = {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "vllm"}]}
+    loopback.default = lambda received: Reply(
+        body=models if received.path == "/v1/models" else wire.chat('{"label":"a"}', model=MODEL))
+    mmsdk_openai.add_endpoint("disctest", loopback.url + "/v1")
+    endpoint_names.append("disctest")
+    [status] = [s for s in mmsdk.providers() if s.name == "disctest"]
+    assert (status.models, status.usable) == ([MODEL], True)
+    assert mmsdk.understand("hi", provider="disctest").provider == f"disctest:{MODEL}"
+    assert mmsdk.classify(wire.png(), ["a", "b"], provider="disctest").provider == \
+        f"disctest:{MODEL}"
+    assert [r.path for r in loopback.received] == ["/v1/models", "/v1/chat/completions",
+                                                   "/v1/chat/completions"]
