@@ -158,6 +158,34 @@ def test_timeout_counts_the_load(provider: Callable[[str], str], checkpoints: An
     assert [counter.count for counter in counted] == [0]  # loaded once, no step run
 
 
+def test_call_waiting_for_another_calls_load_fails_at_its_timeout(
+        provider: Callable[[str], str], monkeypatch: pytest.MonkeyPatch, fresh: None) -> None:
+    real = pipelines.load_pipeline
+    loading, finish = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def held_load(source: Any, settings: Any) -> Any:
+        loading.set()
+        finish.wait(GUARD)  # the first call's load lasts until the test lets it end
+        order.append("loaded")
+        return real(source, settings)
+
+    monkeypatch.setattr(pipelines, "load_pipeline", held_load)
+    first = threading.Thread(target=lambda: mmsdk.generate("a", provider=provider("sd15"),
+                                                           steps=1, seed=0, **SIZE))
+    first.start()
+    try:
+        assert loading.wait(GUARD)
+        router = mmsdk.Router(provider("sd15"), policy=mmsdk.Policy(timeout=0.3, retries=0))
+        with pytest.raises(mmsdk.ProviderTimeoutError, match="busy"):
+            router.generate("b", steps=1, seed=0, **SIZE)
+        order.append("gave up")
+    finally:
+        finish.set()
+        first.join(GUARD)
+    assert order == ["gave up", "loaded"]
+
+
 def test_call_queued_behind_a_busy_model_fails_at_its_timeout(provider: Callable[[str], str],
                                                               steps: Steps) -> None:
     busy_cancel, under_way, proceed = threading.Event(), threading.Event(), threading.Event()
