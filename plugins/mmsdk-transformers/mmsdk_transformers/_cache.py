@@ -23,10 +23,17 @@ __all__ = ["LoadedCache", "free_memory", "shared_cache"]
 
 
 def free_memory() -> None:
-    """Collect dropped models now and hand cached GPU blocks back to the driver."""
-    gc.collect()
+    """Hand a dropped model's GPU memory back to the driver now.
+
+    On a GPU that means a full ``gc.collect()`` (cycles may still hold
+    tensors) and ``empty_cache()``. On CPU, reference counting frees the
+    weights and Python's own collector gets the rest: a forced full
+    collection would hold the GIL for ~150 ms and stall every event loop in
+    the process (``aunload()`` runs this in a worker thread, but the GIL is shared).
+    """
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        gc.collect()
         torch.cuda.empty_cache()
 
 
