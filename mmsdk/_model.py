@@ -64,9 +64,7 @@ class Model:
         Cloud plugins override it to close async clients inside the running loop.
         """
         await self.run_blocking(self.close)
-        worker = self.__dict__.pop("_worker", None)
-        if worker is not None:
-            worker.shutdown(wait=False)
+        self.stop_worker()
 
     def _worker_pool(self) -> ThreadPoolExecutor | None:
         """This local model's own worker thread (``None``: the loop's default executor)."""
@@ -91,15 +89,27 @@ class Model:
         """
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        future = loop.run_in_executor(self._worker_pool(),
-                                      functools.partial(context.run, fn, *args))
+        requests = [arg for arg in args if isinstance(arg, Request)]
+
+        def begin() -> T:
+            for request in requests:  # out of the queue: the model itself is working on it
+                request._started = True
+            return fn(*args)
+
+        future = loop.run_in_executor(self._worker_pool(), functools.partial(context.run, begin))
         try:
             return await future
         except asyncio.CancelledError:
-            for arg in args:
-                if isinstance(arg, Request) and arg.cancel is not None:
-                    arg.cancel.set()
+            for request in requests:
+                if request.cancel is not None:
+                    request.cancel.set()
             raise
+
+    def stop_worker(self) -> None:
+        """Let this model's worker thread end (after :meth:`close`)."""
+        worker = self.__dict__.pop("_worker", None)
+        if worker is not None:
+            worker.shutdown(wait=False)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.provider}>"

@@ -366,6 +366,7 @@ class Registry:
         whatever credential they were made with."""
         for model in self._forget(provider):
             model.close()
+            model.stop_worker()
 
     async def aunload(self, provider: str | None = None) -> None:
         """Async twin of :meth:`unload`: awaits each model's ``aclose()``."""

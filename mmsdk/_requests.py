@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     Strict,
     ValidationError,
     field_validator,
@@ -64,6 +65,7 @@ class Request(BaseModel):
     progress: bool = False
     deadline: float | None = Field(default=None, exclude=True, repr=False)
     cancel: threading.Event | None = Field(default=None, exclude=True, repr=False)
+    _started: bool = PrivateAttr(default=False)  # a local model's worker began this attempt
 
     first_class: ClassVar[dict[str, str]] = {}
 

@@ -259,7 +259,7 @@ class _Run:
                 self._record(provider, "ok", began, seconds, waited=waited,
                              usage=_usage(outcome[0]))
                 return outcome
-            error = self._normalise(outcome, provider, timeout)
+            error = self._normalise(outcome, provider, timeout, request)
             context.book.settle(provider, credential, failed=_counts(error),
                                 threshold=policy.breaker_threshold)
             skipped = isinstance(error, ProviderUnavailableError)
@@ -281,14 +281,23 @@ class _Run:
             waited = delay
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _normalise(self, exc: BaseException, provider: str, timeout: float | None) -> MMSDKError:
+    def _local(self, provider: str) -> bool:
+        return any(not isinstance(r, MMSDKError) and r.provider == provider and r.info.local
+                   for r in self.candidates)
+
+    def _normalise(self, exc: BaseException, provider: str, timeout: float | None,
+                   request: Any = None) -> MMSDKError:
         if isinstance(exc, MMSDKError):
             if exc.provider is None:
                 exc.provider = provider
             return exc
         if isinstance(exc, TimeoutError):  # the async driver's own bound on the attempt
-            return ProviderTimeoutError(f"{provider} did not answer within its {timeout}s "
-                                        "timeout; raise Policy(timeout=...).", provider=provider)
+            error = ProviderTimeoutError(f"{provider} did not answer within its {timeout}s "
+                                         "timeout; raise Policy(timeout=...).", provider=provider)
+            # still queued behind a busy local model: not the provider's failure
+            error.queued = request is not None and not request._started and \
+                request.cancel is not None and self._local(provider)
+            return error
         if not isinstance(exc, Exception):
             raise exc  # KeyboardInterrupt, SystemExit, CancelledError
         wrapped = ProviderError(

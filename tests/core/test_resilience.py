@@ -245,3 +245,31 @@ def test_the_failure_that_opens_the_breaker_falls_back_without_waiting(
     result = router.understand("x")
     assert result.provider == "backup:m"
     assert slept == [] and len(primary.calls) == 1  # no backoff, no retry into an open breaker
+
+
+async def test_an_async_call_queued_behind_a_busy_local_model_does_not_count(
+        backup: TestProvider) -> None:
+    import asyncio
+
+    backup.latency = 30.0  # stops early when cancelled
+    busy = asyncio.ensure_future(mmsdk.Router("backup:m").aunderstand("busy"))
+    while not backup.calls:
+        await asyncio.sleep(0.01)
+    router = mmsdk.Router("backup:m", mmsdk.Policy(timeout=0.2, retries=0, breaker_threshold=1))
+    with pytest.raises(mmsdk.ProviderTimeoutError) as info:
+        await router.aunderstand("queued behind it")
+    assert info.value.queued
+    assert len(backup.calls) == 1  # it never reached the model
+    assert router.health()["backup:m"].consecutive_failures == 0
+    busy.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await busy
+
+
+async def test_a_slow_local_model_past_its_timeout_does_count(backup: TestProvider) -> None:
+    backup.latency = 30.0
+    router = mmsdk.Router("backup:m", mmsdk.Policy(timeout=0.2, retries=0, breaker_threshold=5))
+    with pytest.raises(mmsdk.ProviderTimeoutError) as info:
+        await router.aunderstand("slow")
+    assert not info.value.queued
+    assert router.health()["backup:m"].consecutive_failures == 1
