@@ -128,6 +128,10 @@ class DiffusersModel(Generate):
         """
         return self._loaded(options or {}).pipe
 
+    def preload(self) -> None:
+        """Load the pipeline with the default load settings (:func:`mmsdk.preload`)."""
+        self._loaded({})
+
     def close(self) -> None:
         """Release this checkpoint's pipelines (all load settings)."""
         from ._pipelines import CACHE

@@ -66,6 +66,10 @@ class TransformersModel(Model):
             request.raise_if_stopped(self.provider, "loading the model")
         return loaded
 
+    def preload(self) -> None:
+        """Load the weights with the default load options (:func:`mmsdk.preload`)."""
+        self.loaded({})
+
     def close(self) -> None:
         """Drop every loaded copy of this checkpoint and free its memory."""
         source = self.checkpoint.source

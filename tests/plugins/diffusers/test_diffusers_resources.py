@@ -175,3 +175,11 @@ def test_device_and_dtype_defaults(cuda: bool, family: str, env: dict[str, str],
         monkeypatch.setenv(name, value)
     settings = load_settings("x", family, options)
     assert (settings.device, settings.dtype) == expected
+
+
+async def test_preload_loads_the_pipeline_before_the_first_call(
+        provider: Callable[[str], str], loads: list[Any], fresh: None) -> None:
+    assert await mmsdk.apreload(provider("sd15")) == [provider("sd15")]
+    assert len(loads) == 1
+    await mmsdk.agenerate("a", provider=provider("sd15"), steps=2, seed=1, **SIZE)
+    assert len(loads) == 1  # the first call found it loaded

@@ -207,3 +207,13 @@ def test_defaults_on_this_machine_are_cpu_float32() -> None:
                                                   else "cpu")
     assert _loading.default_dtype("cpu", "vlm") == "float32"
     assert _loading.default_dtype("mps", "contrastive") == "float16"
+
+
+def test_preload_loads_the_weights_before_the_first_call(
+        loads: list[tuple[str, Any]], provider: Callable[[str], str],
+        images: list[Image.Image]) -> None:
+    assert mmsdk.preload(provider("clip")) == [provider("clip")]
+    assert len(loads) == 1
+    mmsdk.classify(images[0], LABELS, provider=provider("clip"))
+    mmsdk.embed(texts=["a cat"], provider=provider("clip"))
+    assert len(loads) == 1
