@@ -151,6 +151,8 @@ class Router:
     def health(self) -> dict[str, ProviderHealth]:
         """Breaker state of every provider called so far, under this router's policy.
 
+        A replica pool's servers are listed one by one, as ``"NAME:MODEL@BASE_URL"``.
+
         For a plugin this router has a key for (``credentials=``), the facts
         are those of calls made with that key; for the others, those of calls
         made with the environment's credentials.
@@ -624,6 +626,8 @@ def _router(provider: ProviderArg, policy: Policy | None = None) -> Router:
 
 def health() -> dict[str, ProviderHealth]:
     """Breaker state of every provider called in this process, under the default policy.
+
+    A replica pool's servers are listed one by one, as ``"NAME:MODEL@BASE_URL"``.
 
     Example:
         >>> mmsdk.health()

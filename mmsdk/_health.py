@@ -16,16 +16,28 @@ retry takes one, and at most :data:`MAX_TOKENS` are held. With the bucket
 empty a transient failure falls back at once instead of retrying, so retries
 add at most that fraction to the load on a provider that is down.
 
-Time comes from :func:`time.monotonic` unless a test hands the book a clock.
+**Replica pools.** A pool's replicas (``ModelInfo.endpoints``) each have their
+own facts, named ``"NAME:MODEL@BASE_URL"``, so a failing replica is ejected
+through its own breaker while its siblings keep serving (in the manner of
+Envoy's outlier detection). :meth:`HealthBook.pick` chooses the replica for an
+attempt among those not open, and admits it in the same step:
+``"least_in_flight"`` takes the less busy of two random replicas (the "power of
+two choices"; on a tie, the one chosen less recently), ``"round_robin"`` the
+one chosen least recently.
+
+Time comes from :func:`time.monotonic` and chance from :class:`random.Random`
+unless a test hands the book a clock or an ``rng``.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,6 +52,7 @@ RESERVE = 5.0
 MAX_TOKENS = 10.0
 
 State = Literal["closed", "open", "half_open"]
+Balance = Literal["least_in_flight", "round_robin"]
 
 
 class ProviderHealth(BaseModel):
@@ -65,15 +78,22 @@ class _Facts:
     last_failure: float = 0.0
     probing: bool = False
     in_flight: int = 0
+    picked: int = 0  # when pick() last chose it (a sequence number; 0: never)
+
+
+_UNCALLED = _Facts()  # what pick() reads for a replica never called (never written)
 
 
 class HealthBook:
     """The process-wide breaker facts, keyed by ``(provider, credential)``."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 rng: random.Random | None = None) -> None:
         self.clock = clock
+        self.rng = rng or random.Random()
         self._facts: dict[tuple[str, Hashable], _Facts] = {}
         self._lock = threading.Lock()
+        self._picks = itertools.count(1)
 
     def _state(self, facts: _Facts, threshold: int, cooldown: float,
                now: float) -> tuple[State, float | None]:
@@ -114,6 +134,80 @@ class HealthBook:
                     facts.probing = True
             facts.in_flight += 1
             return None
+
+    def pick(self, replicas: Sequence[str], credential: Hashable, threshold: int | None,
+             cooldown: float, *, balance: Balance = "least_in_flight",
+             exclude: Collection[str] = ()) -> tuple[str | None, float | None]:
+        """Choose one replica of a pool for a call and admit it, as :meth:`admit` does.
+
+        Args:
+            replicas: the replicas' names (``"NAME:MODEL@BASE_URL"``), in declared order.
+            exclude: replicas this call is using or has just seen fail.
+
+        Returns:
+            ``(replica, None)``, or ``(None, seconds)`` when none can take a call:
+            every one is excluded, open or probing (*seconds*: until the soonest
+            may be tried; ``None`` when all were excluded).
+        """
+        with self._lock:
+            now = self.clock()
+            ready: list[tuple[int, str, _Facts, bool]] = []  # order, name, facts, probe
+            soonest: float | None = None
+            for order, name in enumerate(replicas):
+                if name in exclude:
+                    continue
+                facts = self._facts.get((name, credential), _UNCALLED)
+                probe = False
+                if threshold is not None and facts.failures >= threshold:
+                    state, retry_in = self._state(facts, threshold, cooldown, now)
+                    if state == "half_open" and facts.probing:
+                        state, retry_in = "open", max(cooldown / 10, 0.1)
+                    if state == "open":
+                        assert retry_in is not None
+                        soonest = retry_in if soonest is None else min(soonest, retry_in)
+                        continue
+                    probe = True
+                ready.append((order, name, facts, probe))
+            if not ready:
+                return None, soonest
+            if balance == "round_robin" or len(ready) == 1:
+                chosen = min(ready, key=lambda r: (r[2].picked, r[0]))
+            else:  # power of two choices: the less busy of two random replicas
+                chosen = min(self.rng.sample(ready, 2),
+                             key=lambda r: (r[2].in_flight, r[2].picked, r[0]))
+            _, name, _, probe = chosen
+            facts = self._facts.setdefault((name, credential), _Facts())
+            facts.probing = facts.probing or probe
+            facts.in_flight += 1
+            facts.picked = next(self._picks)
+            return name, None
+
+    def ready(self, replicas: Sequence[str], credential: Hashable, threshold: int | None,
+              cooldown: float, exclude: Collection[str] = ()) -> bool:
+        """Whether :meth:`pick` would find a replica now (it admits nothing)."""
+        for name in replicas:
+            if name in exclude:
+                continue
+            facts = self._facts.get((name, credential))
+            if threshold is None or facts is None or facts.failures < threshold:
+                return True
+            with self._lock:
+                state, _ = self._state(facts, threshold, cooldown, self.clock())
+                if state == "half_open" and not facts.probing:
+                    return True
+        return False
+
+    def open_for_all(self, replicas: Sequence[str], credential: Hashable,
+                     threshold: int | None, cooldown: float) -> float | None:
+        """Seconds until the first of a pool's replicas may be tried when every one is open;
+        ``None`` when any is not."""
+        soonest: float | None = None
+        for name in replicas:
+            retry_in = self.open_for(name, credential, threshold, cooldown)
+            if retry_in is None:
+                return None
+            soonest = retry_in if soonest is None else min(soonest, retry_in)
+        return soonest
 
     def settle(self, provider: str, credential: Hashable, *, failed: bool | None,
                threshold: int | None) -> None:

@@ -16,16 +16,17 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 
 from . import _hookspecs
 from ._errors import CapabilityError, ProviderUnavailableError, UnknownProviderError
 from ._model import Model
+from ._redact import redact
 from ._types import Availability, Capability, ModelInfo
 
-__all__ = ["ProviderSpec", "Registry", "Resolved", "fingerprint", "get_registry",
+__all__ = ["ProviderSpec", "Registry", "Replica", "Resolved", "fingerprint", "get_registry",
            "register_plugin", "unregister_plugin"]
 
 logger = logging.getLogger("mmsdk")
@@ -93,6 +94,20 @@ def fingerprint(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
 
 
+class Replica(NamedTuple):
+    """One server of a replica pool (``ModelInfo.endpoints``).
+
+    Attributes:
+        url: the base URL, as the plugin declared it (handed back in ``Request.endpoint``).
+        key: its breaker facts' name, ``"NAME:MODEL@BASE_URL"`` (no URL password).
+        shown: the base URL without any password (``Attempt.endpoint``).
+    """
+
+    url: str
+    key: str
+    shown: str
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A provider string resolved to a spec and a model name.
@@ -115,6 +130,15 @@ class Resolved:
     @cached_property
     def info(self) -> ModelInfo:
         return self.spec.describe(self.model)
+
+    @cached_property
+    def replicas(self) -> tuple[Replica, ...]:
+        """The replica pool routing balances over; ``()`` for a single server."""
+        urls = tuple(dict.fromkeys(self.info.endpoints))
+        if len(urls) < 2:
+            return ()
+        provider = self.provider
+        return tuple(Replica(url, f"{provider}@{redact(url)}", redact(url)) for url in urls)
 
     def availability(self) -> Availability:
         return self.spec.check(self.model)

@@ -56,6 +56,9 @@ class Request(BaseModel):
         cancel: set by routing when nobody wants the answer any more (the
             async call was cancelled, a hedge lost the race, the deadline
             passed). Local plugins check :meth:`stop_reason` at every step.
+        endpoint: the replica (one of ``ModelInfo.endpoints``) routing chose for
+            this attempt; ``None`` when the model declares no pool, or is called
+            directly: the plugin chooses.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -65,6 +68,7 @@ class Request(BaseModel):
     progress: bool = False
     deadline: float | None = Field(default=None, exclude=True, repr=False)
     cancel: threading.Event | None = Field(default=None, exclude=True, repr=False)
+    endpoint: str | None = Field(default=None, exclude=True, repr=False)
     _started: bool = PrivateAttr(default=False)  # a local model's worker began this attempt
 
     first_class: ClassVar[dict[str, str]] = {}

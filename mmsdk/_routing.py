@@ -10,6 +10,14 @@ same rules; the async driver runs anything that may take more than a moment
 Routing is lazy: a candidate is bound (availability checked, inputs prepared
 for its limits) only when the route reaches it, so a call answered by the
 first candidate costs what a single-provider call costs.
+
+A provider that declares a replica pool (``ModelInfo.endpoints``) is a pool
+here: routing chooses the replica for each attempt (:meth:`HealthBook.pick`,
+one breaker per replica), hands it to the model as ``Request.endpoint``, moves
+a call that fails transiently to another healthy replica at once (drawing on
+the retry budget, not on ``Policy.retries``), and, with ``hedge_after``, hedges
+to a sibling replica before the next provider. Each replica tried is an
+:class:`Attempt` naming its ``endpoint``.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from ._jobs import Bound, Job, Skip, acall, astream, call, check_model, finish, 
 from ._observe import CallObserver
 from ._plugin_helpers import from_network
 from ._policy import Policy
-from ._registry import Registry, Resolved
+from ._registry import Registry, Replica, Resolved
 from ._types import Attempt
 
 __all__ = ["Opened", "RouteContext", "aexecute", "bounded", "execute"]
@@ -86,6 +94,30 @@ class _InFlight:
     credential: Hashable
     started: float
     request: Any
+    key: str | None = None  # a pool replica's breaker facts ("NAME:MODEL@BASE_URL")
+    endpoint: str | None = None  # that replica's base URL, as attempts show it
+
+
+@dataclass
+class _Pool:
+    """One routed call's use of a replica pool (shared by its hedged lanes)."""
+
+    keys: tuple[str, ...]
+    replicas: dict[str, Replica]
+    bound: Bound | None = None  # set once the pool's provider is bound
+    busy: set[str] = field(default_factory=set)  # replicas this call has in flight
+    failed: set[str] = field(default_factory=set)  # replicas that failed it this round
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def excluded(self) -> set[str]:
+        return self.busy | self.failed
+
+
+@dataclass
+class _Lane:
+    """A queued hedge to another replica of *resolved*'s pool (hedged calls only)."""
+
+    resolved: Resolved
 
 
 Steps = Generator[Any, Any, Any]
@@ -129,20 +161,22 @@ class _Run:
     _failed: dict[int, MMSDKError] = field(default_factory=dict)  # id(attempt) -> its error
     _ids: Any = field(default_factory=lambda: iter(range(1 << 62)))
     _observer: CallObserver | None = None
+    _pools: dict[str, _Pool] | None = None  # provider -> its pool's state (pools only)
 
     def __post_init__(self) -> None:
         self._observer = CallObserver(self.job.capability, self.context.hooks, self.started)
 
     # -- bookkeeping -------------------------------------------------------
     def _record(self, provider: str, outcome: Outcome, began: float, seconds: float, *,
-                error: MMSDKError | None = None, waited: float = 0.0, usage: Any = None) -> None:
+                error: MMSDKError | None = None, waited: float = 0.0, usage: Any = None,
+                endpoint: str | None = None) -> None:
         attempt = Attempt(  # validating is faster than model_construct in pydantic 2.x
             provider=provider, outcome=outcome,
             error=None if error is None else
             (error.message if outcome == "skipped" else f"{type(error).__name__}: {error.message}"),
             error_type=None if error is None else type(error).__name__,
             status=getattr(error, "status", None), retry_after=getattr(error, "retry_after", None),
-            endpoint=getattr(error, "endpoint", None), started=began - self.started,
+            endpoint=endpoint or getattr(error, "endpoint", None), started=began - self.started,
             waited=waited, seconds=seconds)
         self.attempts.append(attempt)
         if error is not None:
@@ -168,12 +202,13 @@ class _Run:
                 continue
             if flight.request.cancel is not None:
                 flight.request.cancel.set()
-            self.context.book.settle(flight.provider, flight.credential, failed=None,
-                                     threshold=self.policy.breaker_threshold)
+            self.context.book.settle(flight.key or flight.provider, flight.credential,
+                                     failed=None, threshold=self.policy.breaker_threshold)
             self._record(flight.provider, "abandoned", flight.started, now - flight.started,
                          error=CancelledError(f"{flight.provider} was abandoned: another "
                                               "attempt answered first or the call ended.",
-                                              provider=flight.provider))
+                                              provider=flight.provider),
+                         endpoint=flight.endpoint)
 
     def ordered_attempts(self) -> list[Attempt]:
         """Attempts in the order they started (hedged calls finish out of order)."""
@@ -200,13 +235,23 @@ class _Run:
                 f"{provider} sends data off this machine and the policy is local_only.",
                 provider=provider))
             return _SKIPPED
-        retry_in = self.context.book.open_for(provider, self.credential(resolved),
-                                              self.policy.breaker_threshold,
-                                              self.policy.breaker_cooldown)
+        replicas = resolved.replicas
+        if replicas:  # a pool is down when every replica is
+            retry_in = self.context.book.open_for_all(
+                [r.key for r in replicas], self.credential(resolved),
+                self.policy.breaker_threshold, self.policy.breaker_cooldown)
+        else:
+            retry_in = self.context.book.open_for(provider, self.credential(resolved),
+                                                  self.policy.breaker_threshold,
+                                                  self.policy.breaker_cooldown)
         if retry_in is not None:  # no preparation for a provider that is down
             self._skip(provider, _circuit_open(provider, retry_in))
             return _SKIPPED
+        if replicas:
+            pool = self._pool(resolved)  # a hedge to a sibling waits until it is bound
         outcome = yield _Bind(resolved)
+        if replicas and isinstance(outcome, (Skip, BaseException)):
+            self._drop_pool(provider)
         if isinstance(outcome, Skip):
             if isinstance(outcome.error, ProviderUnavailableError):
                 self.registry.forget(provider)
@@ -214,6 +259,13 @@ class _Run:
             return _SKIPPED
         if isinstance(outcome, BaseException):
             raise outcome
+        if replicas:
+            pool.bound = outcome
+            try:
+                return (yield from self._pool_calls(pool))
+            except BaseException:
+                self._drop_pool(provider)  # failed: no hedge to its replicas starts after
+                raise
         return (yield from self._calls(outcome))
 
     def _calls(self, bound: Bound) -> Steps:
@@ -280,6 +332,148 @@ class _Run:
             yield _Sleep(delay)
             waited = delay
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- a replica pool: choose a replica per attempt, move on transient failures ----
+    def _pool(self, resolved: Resolved) -> _Pool:
+        """This call's state for *resolved*'s pool (made when the route reaches it)."""
+        if self._pools is None:
+            self._pools = {}
+        pool = self._pools.get(resolved.provider)
+        if pool is None:
+            replicas = {r.key: r for r in resolved.replicas}
+            pool = self._pools[resolved.provider] = _Pool(tuple(replicas), replicas)
+        return pool
+
+    def _drop_pool(self, provider: str) -> None:
+        if self._pools is not None:
+            self._pools.pop(provider, None)
+
+    def lane(self, resolved: Resolved) -> Steps:
+        """Steps for a hedge to another replica of *resolved*'s pool (bound already)."""
+        assert self._pools is not None
+        return self._pool_calls(self._pools[resolved.provider], hedge=True)
+
+    def lane_ready(self, resolved: Resolved) -> bool | None:
+        """Whether a hedge to a sibling replica may start now: ``None`` while the pool is
+        still being bound (ask again), ``False`` when it was skipped or has no healthy
+        replica free."""
+        pool = None if self._pools is None else self._pools.get(resolved.provider)
+        if pool is None:
+            return False
+        if pool.bound is None:
+            return None
+        with pool.lock:
+            excluded = pool.excluded()
+        return self.context.book.ready(pool.keys, self.credential(resolved),
+                                       self.policy.breaker_threshold,
+                                       self.policy.breaker_cooldown, excluded)
+
+    def _pool_calls(self, pool: _Pool, hedge: bool = False) -> Steps:
+        """Attempts on a pool's replicas until one answers.
+
+        A transient failure moves the call at once to another healthy replica
+        this call has not tried (each move takes a retry-budget token; none
+        left: the provider fails now). With none left the provider failed this
+        round: ``Policy.retries`` and backoff apply as for any provider, and the
+        next round may try every replica again. Other errors end it at once.
+        A hedge lane (*hedge*) makes no rounds and, finding no replica free, ends
+        without a record.
+        """
+        bound = pool.bound
+        assert bound is not None
+        resolved = bound.resolved
+        provider = resolved.provider
+        policy, context, book = self.policy, self.context, self.context.book
+        credential = self.credential(resolved)
+        threshold, cooldown = policy.breaker_threshold, policy.breaker_cooldown
+        balance = resolved.info.balance
+        waited = 0.0
+        rounds = 0
+        error: MMSDKError | None = None
+        first = not hedge
+        while True:
+            timeout = policy.timeout
+            remaining = self.remaining()
+            if remaining is not None:
+                if remaining <= 0:
+                    if error is not None:
+                        raise error
+                    raise ProviderTimeoutError(
+                        f"The {policy.deadline}s deadline passed before {provider} could be "
+                        "tried; raise Policy(deadline=...).", provider=provider)
+                timeout = min(timeout or remaining, remaining)
+            with pool.lock:
+                key, retry_in = book.pick(pool.keys, credential, threshold, cooldown,
+                                          balance=balance, exclude=pool.excluded())
+                if key is not None:
+                    pool.busy.add(key)
+            if key is None:
+                if error is not None:  # no healthy replica left
+                    raise error
+                if hedge:
+                    return _SKIPPED
+                self._skip(provider, _circuit_open(provider, retry_in))
+                return _SKIPPED
+            if first:
+                context.budgets.deposit(provider, policy.retry_budget)
+                first = False
+            replica = pool.replicas[key]
+            began = time.monotonic()
+            request = bound.request.model_copy(update={
+                "timeout": timeout, "deadline": None if timeout is None else began + timeout,
+                "cancel": threading.Event(), "endpoint": replica.url})
+            ident = next(self._ids)
+            self.in_flight[ident] = _InFlight(provider, credential, began, request, key,
+                                              replica.shown)
+            try:
+                outcome = yield _Call(bound, request, self.streaming)
+            finally:
+                flight = self.in_flight.pop(ident, None)
+                with pool.lock:
+                    pool.busy.discard(key)
+            if flight is None:  # abandoned meanwhile: recorded and settled already
+                raise CancelledError(f"{provider} was abandoned.", provider=provider)
+            seconds = time.monotonic() - began
+            if not isinstance(outcome, BaseException):
+                book.settle(key, credential, failed=False, threshold=threshold)
+                self._record(provider, "ok", began, seconds, waited=waited,
+                             usage=_usage(outcome[0]), endpoint=replica.shown)
+                return outcome
+            error = self._normalise(outcome, provider, timeout, request)
+            book.settle(key, credential, failed=_counts(error), threshold=threshold)
+            skipped = isinstance(error, ProviderUnavailableError)
+            self._record(provider, "skipped" if skipped else "error", began, seconds,
+                         error=error, waited=waited, endpoint=replica.shown)
+            if not isinstance(error, ProviderError) or not error.transient:
+                raise error  # a caller mistake, a refusal, a bad key: no replica helps
+            with pool.lock:
+                pool.failed.add(key)
+                excluded = pool.excluded()
+            waited = 0.0
+            if book.ready(pool.keys, credential, threshold, cooldown, excluded):
+                if not context.budgets.withdraw(provider, policy.retry_budget):
+                    logger.info("mmsdk: not moving %s to another replica: its retry budget is "
+                                "spent (falling back at once)", provider)
+                    raise error
+                logger.info("mmsdk: moving %s from %s to another replica after %s", provider,
+                            replica.shown, type(error).__name__)
+                continue
+            if hedge:  # the first lane decides on retries
+                raise error
+            delay = self._retry_delay(error, rounds)  # no replica left: the provider failed
+            if delay is None:
+                raise error
+            if not context.budgets.withdraw(provider, policy.retry_budget):
+                logger.info("mmsdk: not retrying %s: its retry budget is spent (falling back "
+                            "at once)", provider)
+                raise error
+            assert self._observer is not None
+            self._observer.retry(provider, type(error).__name__, delay)
+            rounds += 1
+            with pool.lock:
+                pool.failed.clear()
+            yield _Sleep(delay)
+            waited = delay
 
     def _local(self, provider: str) -> bool:
         return any(not isinstance(r, MMSDKError) and r.provider == provider and r.info.local
@@ -525,16 +719,50 @@ async def _adrive(steps: Steps, run: _Run) -> Any:
             outcome = exc
 
 
+def _pooled(candidate: Resolved | MMSDKError) -> bool:
+    return not isinstance(candidate, MMSDKError) and bool(candidate.replicas)
+
+
+def _hedges(candidates: Candidates) -> bool:
+    """Whether a call may hedge: several candidates, or a replica pool."""
+    return len(candidates) > 1 or (len(candidates) == 1 and _pooled(candidates[0]))
+
+
+def _next_steps(run: _Run, queue: list[Resolved | MMSDKError | _Lane]) -> Steps | None:
+    """Steps for what the next hedge starts: another replica of the pool just started,
+    while it has a healthy one free, else the next candidate; ``None``: nothing left."""
+    while queue:
+        item = queue.pop(0)
+        if isinstance(item, _Lane):
+            ready = run.lane_ready(item.resolved)
+            if ready is not False:
+                queue.insert(0, item)  # its further replicas come before the next provider
+            if ready is None:
+                return None  # still binding: ask again after hedge_after
+            if ready:
+                return run.lane(item.resolved)
+            continue
+        if _pooled(item):
+            assert not isinstance(item, MMSDKError)
+            queue.insert(0, _Lane(item))
+        return run.candidate(item)
+    return None
+
+
 def _hedged(run: _Run) -> Any:
-    """Start the next candidate whenever ``hedge_after`` passes without an answer."""
+    """Start the next candidate (or another replica of a pool) whenever ``hedge_after``
+    passes without an answer."""
     assert run.policy.hedge_after is not None
     pool = _hedge_pool()
     pending: set[Future[Any]] = set()
-    queue = list(run.candidates)
+    queue: list[Resolved | MMSDKError | _Lane] = list(run.candidates)
     try:
         while queue or pending:
-            if queue:
-                pending.add(pool.submit(_drive, run.candidate(queue.pop(0)), run))
+            steps = _next_steps(run, queue)
+            if steps is not None:
+                pending.add(pool.submit(_drive, steps, run))
+            if not pending:
+                continue
             timeout = run.policy.hedge_after if queue else None
             done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
@@ -574,11 +802,14 @@ def _hedge_pool() -> ThreadPoolExecutor:
 async def _ahedged(run: _Run) -> Any:
     assert run.policy.hedge_after is not None
     pending: set[asyncio.Task[Any]] = set()
-    queue = list(run.candidates)
+    queue: list[Resolved | MMSDKError | _Lane] = list(run.candidates)
     try:
         while queue or pending:
-            if queue:
-                pending.add(asyncio.ensure_future(_adrive(run.candidate(queue.pop(0)), run)))
+            steps = _next_steps(run, queue)
+            if steps is not None:
+                pending.add(asyncio.ensure_future(_adrive(steps, run)))
+            if not pending:
+                continue
             timeout = run.policy.hedge_after if queue else None
             done, _ = await asyncio.wait(pending, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -607,7 +838,7 @@ def execute(job: Job, candidates: Candidates, policy: Policy, registry: Registry
     """Run *job* on the first candidate that succeeds (sync)."""
     run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic(),
                context or RouteContext())
-    if policy.hedge_after is not None and len(candidates) > 1 and not streaming:
+    if policy.hedge_after is not None and not streaming and _hedges(candidates):
         return _hedged(run)
     return _drive(run.sequential(), run)
 
@@ -623,7 +854,7 @@ async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: R
     """
     run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic(),
                context or RouteContext())
-    hedged = policy.hedge_after is not None and len(candidates) > 1 and not streaming
+    hedged = policy.hedge_after is not None and not streaming and _hedges(candidates)
     work = _ahedged(run) if hedged else _adrive(run.sequential(), run)
     try:
         return await bounded(work, run.remaining())

@@ -85,6 +85,14 @@ class ModelInfo(BaseModel):
         local: whether every byte stays on this machine.
         cost_hint: relative cost for ``order="cheapest"`` (lower is cheaper).
         speed_hint: relative latency for ``order="fastest"`` (lower is faster).
+        endpoints: the base URLs of a replica pool serving this model (two or
+            more; ``()`` for a single server). Routing then chooses the replica
+            for each attempt, hands it to the model as ``Request.endpoint``,
+            keeps a circuit breaker per replica (``"NAME:MODEL@BASE_URL"``) and
+            moves a call that fails transiently to another healthy replica.
+        balance: how routing chooses among healthy replicas:
+            ``"least_in_flight"`` (the less busy of two random replicas) or
+            ``"round_robin"`` (the one chosen least recently).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -97,6 +105,8 @@ class ModelInfo(BaseModel):
     local: bool = False
     cost_hint: float = 1.0
     speed_hint: float = 1.0
+    endpoints: tuple[str, ...] = ()
+    balance: Literal["least_in_flight", "round_robin"] = "least_in_flight"
 
 
 class Availability(BaseModel):

@@ -1,4 +1,4 @@
-"""SDK clients for one model object: one per base URL, round-robin with failover.
+"""SDK clients for one model object: one per base URL.
 
 Clients are created on first use and reused (sync: one set; async: one set per
 event loop, because an ``AsyncOpenAI`` connection pool cannot outlive its
@@ -7,9 +7,12 @@ generator registered with the loop, which ``asyncio.run`` and
 ``asyncio.Runner`` close via ``shutdown_asyncgens``), or by :meth:`close`.
 
 SDK retries are off (``max_retries=0``): the mmsdk router owns retries. With
-several base URLs, each call starts at the next URL in turn; a connection
-failure (refused, reset, dropped) moves the same call to the following URL. A
-timeout does not: the attempt's time is spent.
+several base URLs (a replica pool), the router chooses the replica for each
+attempt and names it in ``Request.endpoint``: the call goes to that URL's
+client and nowhere else (its failure is the router's to act on). A call that
+names none (a model object used directly) starts at the next URL in turn, and
+a connection failure (refused, reset, dropped) moves it to the following URL;
+a timeout does not: the attempt's time is spent.
 """
 
 from __future__ import annotations
@@ -118,11 +121,21 @@ class ClientPool:
                     client.close()
         return self._sync
 
-    def call(self, send: Callable[[openai.OpenAI], T]) -> T:
-        """Run ``send(client)``, moving to the next endpoint on a connection failure."""
+    def _chosen(self, endpoint: str) -> int:
+        """The index of the client for *endpoint* (a base URL routing chose)."""
+        try:
+            return self._urls.index(endpoint)
+        except ValueError:
+            raise ValueError(f"{_where(endpoint)} is not one of this model's base URLs") from None
+
+    def call(self, send: Callable[[openai.OpenAI], T], endpoint: str | None = None) -> T:
+        """Run ``send(client)``: on *endpoint*'s client when given, else moving to the next
+        base URL on a connection failure."""
         clients = self._sync_clients()
         if len(clients) == 1:
             return send(clients[0])
+        if endpoint is not None:
+            return send(clients[self._chosen(endpoint)])
         start = next(self._turn)
         for step in range(len(clients)):
             index = (start + step) % len(clients)
@@ -171,11 +184,14 @@ class ClientPool:
             self._urls = config.urls
         return clients
 
-    async def acall(self, send: Callable[[openai.AsyncOpenAI], Awaitable[T]]) -> T:
+    async def acall(self, send: Callable[[openai.AsyncOpenAI], Awaitable[T]],
+                    endpoint: str | None = None) -> T:
         """Async twin of :meth:`call`."""
         clients = await self._async_clients()
         if len(clients) == 1:
             return await send(clients[0])
+        if endpoint is not None:
+            return await send(clients[self._chosen(endpoint)])
         start = next(self._turn)
         for step in range(len(clients)):
             index = (start + step) % len(clients)

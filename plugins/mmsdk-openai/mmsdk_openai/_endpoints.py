@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 from urllib.parse import urlsplit
 
 from mmsdk.plugin import (
@@ -44,6 +45,8 @@ __all__ = ["ENV_VAR", "Endpoint", "add_endpoint", "endpoints_from_env", "openai_
 ENV_VAR = "MMSDK_OPENAI_COMPATIBLE"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 _RESERVED = {"openai", "local"}
+BALANCES = ("least_in_flight", "round_robin")
+Balance = Literal["least_in_flight", "round_robin"]
 _ENV_NAME = re.compile(r"\s*([^()\s]*)\s*(?:\(([^()]*)\))?\s*")  # NAME, then (CAPABILITIES)
 # Local servers usually take any key; a placeholder keeps the SDK from reading
 # OPENAI_API_KEY and sending the OpenAI key to a third-party server.
@@ -113,7 +116,9 @@ class Endpoint:
 
     Attributes:
         name: the provider name (``"vllm"`` gives ``"vllm:MODEL"``).
-        base_urls: the servers' ``/v1`` URLs; calls go round-robin over them.
+        base_urls: the servers' ``/v1`` URLs. Several make a replica pool: the
+            router picks one per attempt (``balance``), ejects a failing one
+            through its own breaker and moves a failed call to another.
         api_key: sent as the bearer token (``None``: ``<NAME>_API_KEY`` if set, else
             a placeholder, never ``OPENAI_API_KEY``).
         models: the first one is what bare ``"NAME"`` means; empty: the server's
@@ -122,6 +127,8 @@ class Endpoint:
         logprobs: classification asks for logprobs (turn off for servers that reject them).
         capabilities: what the servers do: chat servers understand and classify,
             image servers (SGLang Diffusion, vLLM-Omni) generate.
+        balance: how a pool spreads calls: ``"least_in_flight"`` (the less busy of
+            two random replicas) or ``"round_robin"``.
     """
 
     name: str
@@ -131,6 +138,7 @@ class Endpoint:
     local: bool | None = None
     logprobs: bool = True
     capabilities: tuple[Capability, ...] = CHAT
+    balance: Balance = "least_in_flight"
     discovery: Discovery = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -141,7 +149,8 @@ class Endpoint:
         return (f"Endpoint(name={self.name!r}, "
                 f"base_urls={tuple(map(shown_url, self.base_urls))!r}, "
                 f"api_key={'set' if self.key() != NO_KEY else None!r}, models={self.models!r}, "
-                f"capabilities={tuple(c.value for c in self.capabilities)!r})")
+                f"capabilities={tuple(c.value for c in self.capabilities)!r}"
+                + (f", balance={self.balance!r})" if len(self.base_urls) > 1 else ")"))
 
     def key(self) -> str:
         env = re.sub(r"[^A-Za-z0-9]", "_", self.name).upper() + "_API_KEY"
@@ -152,7 +161,12 @@ class Endpoint:
         return self.local if self.local is not None else all(map(_is_local, self.base_urls))
 
     def info(self) -> ModelInfo:
-        return compatible_info(self.is_local, frozenset(self.capabilities))
+        info = compatible_info(self.is_local, frozenset(self.capabilities))
+        if len(self.base_urls) < 2:
+            return info
+        # a replica pool: the router chooses the base URL of each attempt
+        return info.model_copy(update={"endpoints": tuple(self.base_urls),
+                                       "balance": self.balance})
 
     def spec(self) -> ProviderSpec:
         info = self.info()
@@ -239,13 +253,20 @@ def _capabilities(name: str, given: Sequence[str | Capability] | None) -> tuple[
 def add_endpoint(name: str, base_urls: str | Sequence[str], *, api_key: str | None = None,
                  models: Sequence[str] | None = None, local: bool | None = None,
                  logprobs: bool = True,
-                 capabilities: Sequence[str | Capability] | None = None) -> Endpoint:
+                 capabilities: Sequence[str | Capability] | None = None,
+                 balance: Balance = "least_in_flight") -> Endpoint:
     """Register an OpenAI-compatible server as provider *name* (``"NAME:MODEL"``).
 
     Chat servers (vLLM, SGLang, TGI, Ollama, LM Studio, ...) understand and
     classify; image servers (SGLang Diffusion, vLLM-Omni) generate, with
-    ``capabilities=["generate"]``. With several base URLs, calls are spread
-    round-robin and a connection failure moves the call to the next one.
+    ``capabilities=["generate"]``. Several base URLs make a replica pool: each
+    attempt goes to the less busy of two random replicas (``balance=
+    "least_in_flight"``) or to the next in turn (``"round_robin"``); a
+    replica failing ``Policy.breaker_threshold`` times in a row is ejected for
+    ``Policy.breaker_cooldown`` seconds, then probed; a transient failure moves
+    the call to another healthy replica (an ``Attempt`` each, naming its
+    ``endpoint``); ``Policy.hedge_after`` hedges to a sibling replica first.
+    ``mmsdk.health()`` lists each replica as ``"NAME:MODEL@BASE_URL"``.
 
     Args:
         name: the provider name, e.g. ``"vllm"``.
@@ -259,9 +280,10 @@ def add_endpoint(name: str, base_urls: str | Sequence[str], *, api_key: str | No
         logprobs: ask for logprobs when classifying.
         capabilities: any of ``"understand"``, ``"classify"``, ``"generate"``
             (default: understand and classify).
+        balance: ``"least_in_flight"`` (default) or ``"round_robin"``, for several URLs.
 
     Raises:
-        InvalidInputError: a bad name, URL or capability.
+        InvalidInputError: a bad name, URL, capability or balance.
 
     Example:
         >>> import mmsdk, mmsdk_openai
@@ -274,8 +296,12 @@ def add_endpoint(name: str, base_urls: str | Sequence[str], *, api_key: str | No
     """
     urls = _validate(name, [base_urls] if isinstance(base_urls, str) else base_urls)
     offered = _capabilities(name, capabilities)
+    if balance not in BALANCES:
+        raise InvalidInputError(f"Endpoint {name!r}: balance must be one of {list(BALANCES)}, "
+                                f"got {balance!r}.")
     add_secret(api_key)
-    endpoint = Endpoint(name, urls, api_key, tuple(models or ()), local, logprobs, offered)
+    endpoint = Endpoint(name, urls, api_key, tuple(models or ()), local, logprobs, offered,
+                        balance)
     register_plugin(endpoint, f"mmsdk_openai:{name}")
     return endpoint
 

@@ -111,9 +111,11 @@ class ImageModel(_PoolModel, Generate):
         with boundary(self.provider):
             if request.image is not None:
                 params.update(edit_files(request))
-                response = self.pool.call(lambda client: client.images.edit(**params))
+                response = self.pool.call(lambda client: client.images.edit(**params),
+                                          request.endpoint)
             else:
-                response = self.pool.call(lambda client: client.images.generate(**params))
+                response = self.pool.call(lambda client: client.images.generate(**params),
+                                          request.endpoint)
             return _noted(result_from(response, self.provider), notes)
 
     async def agenerate(self, request: GenerateRequest) -> GenerateResult:
@@ -122,10 +124,11 @@ class ImageModel(_PoolModel, Generate):
         with boundary(self.provider):
             if request.image is not None:
                 params.update(edit_files(request))
-                response = await self.pool.acall(lambda client: client.images.edit(**params))
+                response = await self.pool.acall(lambda client: client.images.edit(**params),
+                                                 request.endpoint)
             else:
                 response = await self.pool.acall(
-                    lambda client: client.images.generate(**params))
+                    lambda client: client.images.generate(**params), request.endpoint)
             return _noted(result_from(response, self.provider), notes)
 
 
@@ -155,7 +158,7 @@ class ServerImageModel(_PoolModel, Generate):
             return response, str(client.base_url)
 
         with boundary(self.provider):
-            response, base_url = self.pool.call(send)
+            response, base_url = self.pool.call(send, request.endpoint)
             return server_result(response, self.provider, base_url, request)
 
     async def agenerate(self, request: GenerateRequest) -> GenerateResult:
@@ -168,7 +171,7 @@ class ServerImageModel(_PoolModel, Generate):
             return response, str(client.base_url)
 
         with boundary(self.provider):
-            response, base_url = await self.pool.acall(send)
+            response, base_url = await self.pool.acall(send, request.endpoint)
             if has_urls(response):  # fetching them blocks: off the caller's loop
                 return await asyncio.to_thread(server_result, response, self.provider,
                                                base_url, request)
@@ -196,14 +199,14 @@ class ChatModel(_PoolModel, Understand, Classify):
         notes = self.lifecycle_notes()
         send = _sender(self._params(request), request.timeout)
         with boundary(self.provider):
-            response = self.pool.call(send)
+            response = self.pool.call(send, request.endpoint)
             return _noted(answer_from(response, self.provider, len(request.images))[0], notes)
 
     async def aunderstand(self, request: UnderstandRequest) -> UnderstandResult:
         notes = self.lifecycle_notes()
         send = _asender(self._params(request), request.timeout)
         with boundary(self.provider):
-            response = await self.pool.acall(send)
+            response = await self.pool.acall(send, request.endpoint)
             return _noted(answer_from(response, self.provider, len(request.images))[0], notes)
 
     def understand_stream(self, request: UnderstandRequest) -> Iterator[StreamEvent]:
@@ -211,7 +214,7 @@ class ChatModel(_PoolModel, Understand, Classify):
         send = _sender(self._params(request, stream=True), request.timeout)
         state = StreamState(self.provider, len(request.images))
         with boundary(self.provider):
-            stream = cast("openai.Stream[Any]", self.pool.call(send))
+            stream = cast("openai.Stream[Any]", self.pool.call(send, request.endpoint))
             try:
                 for chunk in stream:
                     text = state.feed(chunk)
@@ -227,7 +230,8 @@ class ChatModel(_PoolModel, Understand, Classify):
         send = _asender(self._params(request, stream=True), request.timeout)
         state = StreamState(self.provider, len(request.images))
         with boundary(self.provider):
-            stream = cast("openai.AsyncStream[Any]", await self.pool.acall(send))
+            stream = cast("openai.AsyncStream[Any]",
+                          await self.pool.acall(send, request.endpoint))
             try:
                 async for chunk in stream:
                     text = state.feed(chunk)
@@ -269,7 +273,8 @@ class ChatModel(_PoolModel, Understand, Classify):
         with boundary(self.provider):
             for image in request.images:
                 send = _sender(self._classify_params(image, request), request.timeout)
-                results.append(self._scored(self.pool.call(send), request, notes))
+                response = self.pool.call(send, request.endpoint)
+                results.append(self._scored(response, request, notes))
         return results
 
     async def aclassify(self, request: ClassifyRequest) -> list[ClassifyResult]:
@@ -277,7 +282,7 @@ class ChatModel(_PoolModel, Understand, Classify):
 
         async def one(image: PreparedImage) -> ClassifyResult:
             send = _asender(self._classify_params(image, request), request.timeout)
-            return self._scored(await self.pool.acall(send), request, notes)
+            return self._scored(await self.pool.acall(send, request.endpoint), request, notes)
 
         with boundary(self.provider):
             return list(await asyncio.gather(*(one(image) for image in request.images)))

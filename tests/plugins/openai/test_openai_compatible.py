@@ -1,4 +1,7 @@
-"""OpenAI-compatible endpoints (vLLM, TGI, Ollama, LM Studio): round-robin and failover."""
+"""OpenAI-compatible endpoints (vLLM, TGI, Ollama, LM Studio): spreading and failover.
+
+Replica pools in depth: test_openai_pools.py.
+"""
 
 from __future__ import annotations
 
@@ -48,7 +51,11 @@ def test_a_dropped_endpoint_moves_the_call_to_the_next(pair, wire) -> None:
     router = mmsdk.Router("vllmtest", mmsdk.Policy(retries=0))
     results = [router.understand("Describe") for _ in range(3)]
     assert [r.text for r in results] == ["served"] * 3
-    assert all(len(r.attempts) == 1 for r in results)  # failover happened inside one attempt
+    for result in results:  # each replica tried is an attempt naming its endpoint (no retries)
+        assert (result.attempts[-1].outcome, result.attempts[-1].endpoint) == (
+            "ok", second.url + "/v1")
+        assert {(a.endpoint, a.error_type) for a in result.attempts[:-1]} <= {
+            (first.url + "/v1", "ProviderConnectionError")}
     assert len(second.received) == 3 and len(first.received) >= 1
 
 
