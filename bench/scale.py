@@ -49,11 +49,14 @@ class _EngineHandler(_Handler):
         with self.gpu:  # one request on the "GPU" at a time; the others queue here
             time.sleep(self.service.value)
         payload, _ = _payloads(MODEL)
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a hedged-away request: its client left while it queued
 
 
 class _EngineServer(ThreadingHTTPServer):
