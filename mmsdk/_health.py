@@ -85,7 +85,16 @@ _UNCALLED = _Facts()  # what pick() reads for a replica never called (never writ
 
 
 class HealthBook:
-    """The process-wide breaker facts, keyed by ``(provider, credential)``."""
+    """The process-wide breaker facts, keyed by ``(provider, credential)``.
+
+    Attributes:
+        clock: where time comes from (``time.monotonic``).
+        rng: what ``"least_in_flight"`` samples replicas with.
+        choices: how many random replicas ``"least_in_flight"`` compares: 2, the
+            "power of two choices"; ``None`` compares every healthy replica.
+    """
+
+    choices: int | None = 2
 
     def __init__(self, clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None) -> None:
@@ -173,8 +182,10 @@ class HealthBook:
             if balance == "round_robin" or len(ready) == 1:
                 chosen = min(ready, key=lambda r: (r[2].picked, r[0]))
             else:  # power of two choices: the less busy of two random replicas
-                chosen = min(self.rng.sample(ready, 2),
-                             key=lambda r: (r[2].in_flight, r[2].picked, r[0]))
+                choices = self.choices
+                sample = ready if choices is None or choices >= len(ready) \
+                    else self.rng.sample(ready, choices)
+                chosen = min(sample, key=lambda r: (r[2].in_flight, r[2].picked, r[0]))
             _, name, _, probe = chosen
             facts = self._facts.setdefault((name, credential), _Facts())
             facts.probing = facts.probing or probe

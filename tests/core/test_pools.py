@@ -204,6 +204,24 @@ def test_least_in_flight_compares_two_random_replicas(monkeypatch: pytest.Monkey
     assert pool.count(C) == 0
 
 
+def test_comparing_every_replica_finds_the_idle_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health_book(), "rng", FirstTwo())
+    monkeypatch.setattr(health_book(), "choices", None)  # every healthy replica, not two
+    with Pool((A, B, C)) as pool:
+        pool.hold = {A: threading.Event(), B: threading.Event()}
+        threads = [threading.Thread(target=mmsdk.understand, args=("x",),
+                                    kwargs={"provider": PROVIDER}) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+            assert pool.started.acquire(timeout=10)
+        assert mmsdk.understand("x", provider=PROVIDER).text == f"from {C}"
+        pool.hold[A].set()
+        pool.hold[B].set()
+        for thread in threads:
+            thread.join(10)
+    assert sorted(pool.seen) == [A, B, C]
+
+
 def test_without_load_ties_go_to_the_replica_chosen_least_recently(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health_book(), "rng", random.Random(7))

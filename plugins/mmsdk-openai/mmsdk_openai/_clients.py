@@ -100,6 +100,9 @@ class ClientPool:
         self._urls: tuple[str | None, ...] = ()
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = \
             weakref.WeakKeyDictionary()
+        self._building: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[int, asyncio.Task[list[openai.AsyncOpenAI]]]] = \
+            weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"<ClientPool {', '.join(_where(u) for u in self._urls) or 'unused'}>"
@@ -156,33 +159,45 @@ class ClientPool:
         entry = self._async.get(loop)
         if entry is not None and entry.version == version:
             return entry.clients
-        if entry is not None:
-            await entry.closer.aclose()  # type: ignore[attr-defined]
-        config = self._endpoints()
+        # Calls arriving together on a cold loop (a burst over a pool) share one build.
+        building = self._building.get(loop)
+        if building is None or building[0] != version:
+            building = (version, loop.create_task(self._build(loop, version)))
+            self._building[loop] = building
+        return await asyncio.shield(building[1])  # a caller that leaves does not stop it
 
-        def build() -> list[openai.AsyncOpenAI]:
-            with contextlib.suppress(ImportError):  # what the transport imports on first use
-                import anyio._backends._asyncio  # noqa: F401
-            return [openai.AsyncOpenAI(api_key=config.api_key, base_url=url,
-                                       organization=config.organization, project=config.project,
-                                       max_retries=0)
-                    for url in config.urls]
+    async def _build(self, loop: asyncio.AbstractEventLoop,
+                     version: int) -> list[openai.AsyncOpenAI]:
+        try:
+            entry = self._async.get(loop)
+            if entry is not None and entry.version == version:
+                return entry.clients
+            if entry is not None:
+                await entry.closer.aclose()  # type: ignore[attr-defined]
+            config = self._endpoints()
 
-        # Building a client loads the TLS trust store (tens of ms): not on the caller's loop.
-        clients = await asyncio.to_thread(build)
-        entry = self._async.get(loop)
-        if entry is not None and entry.version == version:  # another task built them meanwhile
-            for client in clients:
-                await client.close()
-            return entry.clients
-        closer = _closer(clients)
-        await closer.__anext__()  # registers it with this loop's shutdown_asyncgens
-        with self._lock:  # loops in other threads share this pool
-            for stale in [other for other in list(self._async) if other.is_closed()]:
-                self._async.pop(stale, None)
-            self._async[loop] = _LoopClients(version, clients, closer)
-            self._urls = config.urls
-        return clients
+            def build() -> list[openai.AsyncOpenAI]:
+                with contextlib.suppress(ImportError):  # what the transport imports on first use
+                    import anyio._backends._asyncio  # noqa: F401
+                return [openai.AsyncOpenAI(api_key=config.api_key, base_url=url,
+                                           organization=config.organization,
+                                           project=config.project, max_retries=0)
+                        for url in config.urls]
+
+            # Building a client loads the TLS trust store (tens of ms): not on the caller's loop.
+            clients = await asyncio.to_thread(build)
+            closer = _closer(clients)
+            await closer.__anext__()  # registers it with this loop's shutdown_asyncgens
+            with self._lock:  # loops in other threads share this pool
+                for stale in [other for other in list(self._async) if other.is_closed()]:
+                    self._async.pop(stale, None)
+                self._async[loop] = _LoopClients(version, clients, closer)
+                self._urls = config.urls
+            return clients
+        finally:
+            building = self._building.get(loop)
+            if building is not None and building[0] == version:
+                self._building.pop(loop, None)
 
     async def acall(self, send: Callable[[openai.AsyncOpenAI], Awaitable[T]],
                     endpoint: str | None = None) -> T:

@@ -6,6 +6,7 @@ Routing chooses the server of each attempt; requests are counted per server
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -161,6 +162,28 @@ async def test_hedging_to_a_sibling_replica_cancels_the_slow_request(
     assert len(second.received) == 1
     health = mmsdk.health()[f"{PROVIDER}@{first_url}"]
     assert (health.in_flight, health.consecutive_failures) == (0, 0)  # abandoned: no failure
+
+
+async def test_calls_arriving_together_on_a_cold_loop_share_one_client_build(
+        loopback: LoopbackServer, second: LoopbackServer, wire: Any,
+        endpoint_names: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import openai
+
+    pool(endpoint_names, loopback, second)
+    serve(wire, loopback, second)
+    built: list[str] = []
+    real = openai.AsyncOpenAI
+
+    def counted(*args: Any, **kwargs: Any) -> openai.AsyncOpenAI:
+        built.append(kwargs["base_url"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(openai, "AsyncOpenAI", counted)
+    results = await asyncio.gather(*(mmsdk.aunderstand("Describe", provider="vllmpool")
+                                     for _ in range(8)))
+    assert len(results) == 8
+    assert len(built) == 2  # one client per base URL, not one set per call
+    assert len(loopback.received) + len(second.received) == 8
 
 
 def test_a_single_url_endpoint_is_no_pool(loopback: LoopbackServer, wire: Any,
