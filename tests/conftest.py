@@ -10,9 +10,11 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
+from breaker_clock import Clock
 from loopback import LoopbackServer
 
 import mmsdk
+from mmsdk._health import health_book
 from mmsdk.testing import pinned_today
 
 # huggingface_hub reads these once, at import: set them before anything imports it.
@@ -61,3 +63,11 @@ def _fresh_health() -> Iterator[None]:
 def loopback() -> Iterator[LoopbackServer]:
     with LoopbackServer() as server:
         yield server
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The breakers' clock, set by hand: ``clock.now += 31`` passes a 30 s cooldown."""
+    fake = Clock()
+    monkeypatch.setattr(health_book(), "clock", fake)
+    return fake

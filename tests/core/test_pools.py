@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+from breaker_clock import Clock
 
 import mmsdk
 from mmsdk._health import health_book
@@ -36,14 +37,6 @@ from mmsdk.testing import TestProvider
 
 A, B, C = "http://a.test/v1", "http://b.test/v1", "http://c.test/v1"
 PROVIDER = "pool:m"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FirstTwo:
@@ -139,13 +132,6 @@ class _PoolModel(Understand):
 def pool() -> Iterator[Pool]:
     with Pool() as provider:
         yield provider
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(health_book(), "clock", fake)
-    return fake
 
 
 @pytest.fixture

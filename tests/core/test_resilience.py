@@ -8,27 +8,12 @@ from __future__ import annotations
 import logging
 
 import pytest
+from breaker_clock import Clock
 
 import mmsdk
-from mmsdk._health import health_book
 from mmsdk.testing import TestProvider
 
 NO_RETRY = mmsdk.Policy(retries=0, backoff=0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(health_book(), "clock", fake)
-    return fake
 
 
 # -- circuit breaker ---------------------------------------------------------------

@@ -12,29 +12,14 @@ from typing import Any
 
 import mmsdk_openai
 import pytest
+from breaker_clock import Clock
 from loopback import LoopbackServer, Reply
 
 import mmsdk
-from mmsdk._health import health_book
 from mmsdk.testing import TestProvider
 
 MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 PROVIDER = f"vllmpool:{MODEL}"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    monkeypatch.setattr(health_book(), "clock", fake)
-    return fake
 
 
 @pytest.fixture
