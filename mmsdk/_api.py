@@ -179,6 +179,15 @@ class Router:
     def registry(self) -> Registry:
         return self._registry or get_registry()
 
+    def _names(self, capability: Capability) -> list[str] | None:
+        """The provider strings to try; ``None`` for the registry's default route."""
+        if self.providers is not None:
+            return self.providers
+        configured = os.environ.get("MMSDK_DEFAULT_PROVIDER")
+        if configured:
+            return [n.strip() for n in configured.split(",") if n.strip()]
+        return list(get_settings().default_providers.get(capability.value, ())) or None
+
     def candidates(self, capability: Capability) -> list[Resolved | MMSDKError]:
         """The providers this router would try for *capability*, in order.
 
@@ -187,12 +196,9 @@ class Router:
         whose plugin this router has a key for but which takes no per-router
         key, as a :class:`CapabilityError`.
         """
-        names = self.providers
+        names = self._names(capability)
         if names is None:
-            configured = os.environ.get("MMSDK_DEFAULT_PROVIDER")
-            names = [n.strip() for n in configured.split(",") if n.strip()] if configured \
-                else list(get_settings().default_providers.get(capability.value, ())) \
-                or self.registry.default_route(capability)
+            names = self.registry.default_route(capability)
         resolved: list[Resolved | MMSDKError] = []
         for name in names:
             try:
@@ -276,7 +282,8 @@ class Router:
                     streaming: bool = False) -> Any:
         started = time.monotonic()
         policy = self.policy
-        if (self._registry is None and not registry_loaded()) or self.registry.has_pending():
+        if (self._registry is None and not registry_loaded()) or \
+                self.registry.would_import(self._names(capability)):
             # finding entry points and importing the plugins named here takes a while
             candidates = await asyncio.to_thread(self.candidates, capability)
         else:

@@ -188,6 +188,15 @@ class Registry:
         """Whether some installed plugin has not been imported yet."""
         return bool(self._pending)
 
+    def would_import(self, names: list[str] | None) -> bool:
+        """Whether resolving *names* (``None``: the default route) may import a plugin."""
+        if not self._pending:
+            return False
+        if names is None:
+            return True
+        return any(name.strip() not in self._aliases
+                   and name.strip().partition(":")[0] not in self._specs for name in names)
+
     def load_pending(self) -> None:
         """Import every plugin not imported yet."""
         with self._load_lock:
