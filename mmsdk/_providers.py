@@ -32,7 +32,9 @@ logger = logging.getLogger("mmsdk")
 
 
 class ProviderStatus(BaseModel):
-    """One entry of :func:`mmsdk.providers`: a provider, an alias, or a plugin that failed.
+    """One entry of :func:`mmsdk.providers`: a provider, an alias, or a plugin that failed
+    (or that ``MMSDK_PLUGINS`` leaves out). A name two distributions register is listed
+    as unusable, its ``reason`` naming both.
 
     Attributes:
         name: what provider strings use: a plugin's provider name (``"openai"``),
@@ -113,6 +115,8 @@ def _status(row: dict[str, Any], registry: Registry) -> ProviderStatus:
                               capabilities=capabilities, models=models, defaults=defaults,
                               warnings=lifecycle_warnings(registry.specs.get(name), models),
                               **common)
+    if row.get("conflict"):  # a name two distributions register: unusable until one goes
+        return ProviderStatus(name=row["provider"], **common)
     plugin = str(row["provider"]).removesuffix(" (plugin)")
     return ProviderStatus(name=plugin, kind="plugin", plugin=plugin, **common)
 

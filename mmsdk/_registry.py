@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import pluggy
 
 from . import _hookspecs
-from ._errors import CapabilityError, ProviderUnavailableError, UnknownProviderError
+from ._errors import CapabilityError, MMSDKError, ProviderUnavailableError, UnknownProviderError
 from ._model import Model
 from ._redact import redact
 from ._types import Availability, Capability, ModelInfo
@@ -42,6 +42,25 @@ BUILTIN_PLUGINS = {
     "openai": "mmsdk[openai]", "anthropic": "mmsdk[anthropic]", "gemini": "mmsdk[gemini]",
     "diffusers": "mmsdk[local]", "transformers": "mmsdk[local]", "local": "mmsdk[local]",
 }
+
+
+# The distributions that may register the built-in names (and any ``NAME:...`` alias
+# under one, ``local:clip`` included). A third-party plugin that registers one is refused.
+BUILTIN_DISTRIBUTIONS = frozenset({"mmsdk-openai", "mmsdk-anthropic", "mmsdk-gemini",
+                                   "mmsdk-diffusers", "mmsdk-transformers"})
+
+
+def reserved(name: str) -> bool:
+    """Whether *name* (a provider name or alias) belongs to mmsdk's built-in plugins."""
+    return name.partition(":")[0] in BUILTIN_PLUGINS
+
+
+def _allowed(plugin: str) -> bool:
+    """Whether ``MMSDK_PLUGINS`` / ``configure(plugins=...)`` lets entry point *plugin* load."""
+    from ._settings import get_settings
+
+    chosen = get_settings().plugins
+    return chosen is None or plugin in chosen
 
 
 def _always_available(model: str) -> Availability:
@@ -129,7 +148,15 @@ class Resolved:
 
     @cached_property
     def info(self) -> ModelInfo:
-        return self.spec.describe(self.model)
+        try:
+            return self.spec.describe(self.model)
+        except MMSDKError:
+            raise
+        except Exception as exc:  # a broken plugin is reported, never a raw exception
+            raise ProviderUnavailableError(
+                f"{self.provider}: its plugin's describe() failed: {type(exc).__name__}: {exc}. "
+                "This is a bug in the plugin; please report it.", provider=self.provider,
+                fix="reinstall or update the plugin package", code="plugin_broken") from exc
 
     @cached_property
     def replicas(self) -> tuple[Replica, ...]:
@@ -141,7 +168,17 @@ class Resolved:
         return tuple(Replica(url, f"{provider}@{redact(url)}", redact(url)) for url in urls)
 
     def availability(self) -> Availability:
-        return self.spec.check(self.model)
+        """The plugin's check; one that raises is reported as unavailable, never raised."""
+        try:
+            availability = self.spec.check(self.model)
+            if not isinstance(availability, Availability):
+                raise TypeError(f"check returned {type(availability).__name__}, "
+                                "not an Availability")
+        except Exception as exc:
+            return Availability.no(f"its availability check failed: {type(exc).__name__}: "
+                                   f"{exc} (a bug in the plugin)",
+                                   "reinstall or update the plugin package")
+        return availability
 
 
 class Registry:
@@ -154,6 +191,14 @@ class Registry:
         self._aliases: dict[str, str] = {}
         self._failures: dict[str, str] = {}
         self._pending: dict[str, importlib.metadata.EntryPoint] = {}
+        # Entry points left out by MMSDK_PLUGINS / configure(plugins=...), and those loaded.
+        self._disabled: dict[str, importlib.metadata.EntryPoint] = {}
+        self._loaded: dict[str, importlib.metadata.EntryPoint] = {}
+        # The distribution of each entry-point plugin (None: it has none); plugins
+        # registered at run time (register_plugin) are not in it.
+        self._origin: dict[str, str | None] = {}
+        # A name ("provider:x" / "alias:x") two distributions registered: plugin -> value.
+        self._contested: dict[str, dict[str, Any]] = {}
         self.owners: dict[str, str] = {}
         # Models for the environment's credentials are keyed by provider string,
         # those made with a per-router key by (provider string, key fingerprint).
@@ -171,18 +216,65 @@ class Registry:
         are recorded, never raised.
         """
         for entry_point in importlib.metadata.entry_points(group=group):
-            self._pending.setdefault(entry_point.name, entry_point)
+            name = entry_point.name
+            if name in self._pending or name in self._disabled:  # a second distribution
+                name = f"{name}@{_distribution(entry_point) or entry_point.value}"
+            (self._pending if _allowed(entry_point.name) else self._disabled)[name] = entry_point
+
+    def apply_plugin_choice(self) -> None:
+        """Follow a changed ``configure(plugins=...)``: unload the entry-point plugins it
+        leaves out, and make the ones it lets in loadable again."""
+        with self._load_lock:
+            for name, entry_point in list(self._loaded.items()):
+                if not _allowed(entry_point.name):
+                    self.remove_plugin(name)
+                    del self._loaded[name]
+                    self._disabled[name] = entry_point
+            for name, entry_point in list(self._pending.items()):
+                if not _allowed(entry_point.name):
+                    self._disabled[name] = self._pending.pop(name)
+            for name, entry_point in list(self._disabled.items()):
+                if _allowed(entry_point.name):
+                    self._pending[name] = self._disabled.pop(name)
+            self._resolved.clear()
 
     def _load(self, name: str) -> None:
         entry_point = self._pending.pop(name, None)
         if entry_point is None:
             return
+        self._origin[name] = _distribution(entry_point)
+        self._loaded[name] = entry_point
         try:
             plugin = entry_point.load()
         except Exception as exc:  # a broken plugin must not break the rest
-            self._fail(entry_point.name, f"import failed: {type(exc).__name__}: {exc}")
+            self._fail(name, f"import failed: {type(exc).__name__}: {exc}")
             return
-        self.add_plugin(plugin, entry_point.name)
+        self.add_plugin(plugin, name)
+
+    def _third_party(self, plugin: str) -> bool:
+        """Whether *plugin* came from an installed distribution that is not mmsdk's own."""
+        return plugin in self._origin and self._origin[plugin] not in BUILTIN_DISTRIBUTIONS
+
+    def _label(self, plugin: str) -> str:
+        """The distribution *plugin* came from, for messages."""
+        return self._origin.get(plugin) or f"plugin {plugin!r}"
+
+    @property
+    def conflicts(self) -> dict[str, list[str]]:
+        """Names registered by two or more distributions: name -> those distributions.
+
+        A contested name is unusable until one of them is removed or left out with
+        ``MMSDK_PLUGINS`` (imports every plugin first).
+        """
+        if self._pending:
+            self.load_pending()
+        return {key.partition(":")[2]: [self._label(p) for p in claims]
+                for key, claims in self._contested.items()}
+
+    @property
+    def disabled(self) -> list[str]:
+        """Installed plugins that ``MMSDK_PLUGINS`` / ``configure(plugins=...)`` leaves out."""
+        return sorted(self._disabled)
 
     def has_pending(self) -> bool:
         """Whether some installed plugin has not been imported yet."""
@@ -248,6 +340,14 @@ class Registry:
         self._resolved.clear()
         if self._pm.has_plugin(name):
             self._pm.unregister(name=name)
+        self._origin.pop(name, None)
+        for key, claims in list(self._contested.items()):
+            if claims.pop(name, None) is not None and len(claims) == 1:
+                (survivor, value), = claims.items()  # the name is usable again
+                del self._contested[key]
+                kind, _, label = key.partition(":")
+                (self._specs if kind == "provider" else self._aliases)[label] = value
+                self.owners[key] = survivor
         for key in [k for k, owner in self.owners.items() if owner == name]:
             del self.owners[key]
             spec = self._specs.pop(key.removeprefix("provider:"), None) \
@@ -267,25 +367,57 @@ class Registry:
         def register(spec: ProviderSpec) -> None:
             if not isinstance(spec, ProviderSpec):
                 raise TypeError(f"register() takes a ProviderSpec, got {type(spec).__name__}")
-            key = f"provider:{spec.name}"
-            if spec.name in self._specs or ":" in spec.name:
-                why = "it contains ':'" if ":" in spec.name else \
-                    f"already registered by plugin {self.owners.get(key, '?')!r}"
-                self._fail(plugin, f"provider name {spec.name!r} rejected: {why}")
+            if ":" in spec.name:
+                self._fail(plugin, f"provider name {spec.name!r} rejected: it contains ':'")
                 return
-            self._specs[spec.name] = spec
-            self.owners[key] = plugin
+            if self._claim(plugin, "provider", spec.name, spec):
+                self._specs[spec.name] = spec
         return register
+
+    def _claim(self, plugin: str, kind: str, name: str, value: Any) -> bool:
+        """Whether *plugin* may register *name*; records refusals and collisions."""
+        key = f"{kind}:{name}"
+        if reserved(name) and self._third_party(plugin):
+            self._fail(plugin, f"{kind} name {name!r} refused: it is reserved to mmsdk's "
+                               f"built-in plugins ({self._label(plugin)} is not one)")
+            return False
+        if key in self._contested:
+            self._contested[key][plugin] = value
+            self._collide(key)
+            return False
+        owner = self.owners.get(key)
+        if owner is None:
+            self.owners[key] = plugin
+            return True
+        if owner in self._origin and plugin in self._origin:  # two installed distributions
+            table: dict[str, Any] = self._specs if kind == "provider" else self._aliases
+            self._contested[key] = {owner: table.pop(name), plugin: value}
+            del self.owners[key]
+            self._resolved.clear()
+            if kind == "provider":
+                self.unload(name)
+            self._collide(key)
+            return False
+        self._fail(plugin, f"{kind} {name!r} rejected: already registered by plugin {owner!r}")
+        return False
+
+    def _collide(self, key: str) -> None:
+        kind, _, name = key.partition(":")
+        message = self._conflict_message(name, key)
+        logger.error("mmsdk: %s", message)
+        warnings.warn(f"mmsdk: {message}", PluginWarning, stacklevel=4)
+
+    def _conflict_message(self, name: str, key: str) -> str:
+        kind = key.partition(":")[0]
+        who = " and ".join(self._label(p) for p in self._contested[key])
+        plugins = ",".join(sorted(p.partition("@")[0] for p in self._contested[key]))
+        return (f"{kind} {name!r} is registered by {who}; it is unusable until one is "
+                f"uninstalled or chosen with MMSDK_PLUGINS (entry points: {plugins}).")
 
     def _alias_adder(self, plugin: str) -> Callable[[str, str], None]:
         def register(alias: str, target: str) -> None:
-            key = f"alias:{alias}"
-            if alias in self._aliases:
-                self._fail(plugin, f"alias {alias!r} rejected: already registered by plugin "
-                                   f"{self.owners.get(key, '?')!r}")
-                return
-            self._aliases[alias] = target
-            self.owners[key] = plugin
+            if self._claim(plugin, "alias", alias, target):
+                self._aliases[alias] = target
         return register
 
     def known_names(self) -> list[str]:
@@ -327,9 +459,25 @@ class Registry:
                 self._load(name)
                 if name not in self._specs:
                     self.load_pending()  # an alias or an unknown name: look everywhere
+                elif not reserved(name) and self.owners.get(f"provider:{name}") in self._origin:
+                    # an installed third-party name: another distribution may register it too
+                    for other in [n for n, e in self._pending.items()
+                                  if _distribution(e) not in BUILTIN_DISTRIBUTIONS]:
+                        self._load(other)
+        for key in (f"alias:{original}", f"provider:{original.partition(':')[0]}"):
+            if key in self._contested:
+                raise ProviderUnavailableError(
+                    f"{original}: {self._conflict_message(key.partition(':')[2], key)}",
+                    provider=original, code="plugin_conflict",
+                    fix="pip uninstall one of them, or set MMSDK_PLUGINS to the one you want")
         target = self._aliases.get(original, original)
         name, _, model = target.partition(":")
         spec = self._specs.get(name)
+        if spec is None and name in self._disabled:
+            raise ProviderUnavailableError(
+                f"{original}: the {name!r} plugin is installed but MMSDK_PLUGINS "
+                "(or configure(plugins=...)) leaves it out.", provider=original,
+                fix=f"add {name!r} to MMSDK_PLUGINS or configure(plugins=[...])")
         if spec is None:
             extra = BUILTIN_PLUGINS.get(name)
             namespace_taken = any(alias.startswith(f"{name}:") for alias in self._aliases)
@@ -410,8 +558,20 @@ class Registry:
         """Providers tried for ``provider=None``: cloud ones first, then local ones."""
         names = [f"{spec.name}:{spec.default_models[capability]}"
                  for spec in self.specs.values()
-                 if spec.offer_as_default and capability in spec.default_models]
-        return sorted(names, key=lambda p: self.resolve(p).info.local)
+                 if spec.offer_as_default and capability in spec.default_models
+                 and not self._third_party(self.owners.get(f"provider:{spec.name}", ""))]
+        return sorted(names, key=self._is_local)
+
+    def _is_local(self, provider: str) -> bool:
+        try:
+            return self.resolve(provider).info.local
+        except MMSDKError:  # a broken describe(): last, and the call records why it skips it
+            return True
+
+
+def _distribution(entry_point: importlib.metadata.EntryPoint) -> str | None:
+    dist = getattr(entry_point, "dist", None)
+    return getattr(dist, "name", None) if dist is not None else None
 
 
 def _model_key(provider: str, credential: str | None) -> str | tuple[str, str]:
@@ -468,11 +628,25 @@ def describe_all(registry: Registry) -> list[dict[str, Any]]:
             rows.append({"provider": alias, "target": target, "capabilities": [], "usable": False,
                          "reason": str(exc), "fix": ""})
             continue
-        capabilities = sorted(c.value for c in resolved.info.capabilities)
+        try:
+            capabilities = sorted(c.value for c in resolved.info.capabilities)
+        except MMSDKError as exc:
+            rows.append({"provider": alias, "target": target, "capabilities": [], "usable": False,
+                         "reason": str(exc), "fix": ""})
+            continue
         rows.append(_row(alias, resolved, capabilities, resolved.spec) | {"target": target})
+    for name, distributions in sorted(registry.conflicts.items()):
+        rows.append({"provider": name, "capabilities": [], "usable": False, "conflict": True,
+                     "reason": f"registered by {' and '.join(distributions)}",
+                     "fix": "pip uninstall one of them, or set MMSDK_PLUGINS to the one "
+                            "you want"})
     for plugin, message in sorted(registry.failures.items()):
         rows.append({"provider": f"{plugin} (plugin)", "capabilities": [], "usable": False,
                      "reason": message, "fix": "reinstall or update the plugin package"})
+    for plugin in registry.disabled:
+        rows.append({"provider": f"{plugin} (plugin)", "capabilities": [], "usable": False,
+                     "reason": "not loaded: MMSDK_PLUGINS (or configure(plugins=...)) "
+                               "leaves it out", "fix": f"add {plugin!r} to MMSDK_PLUGINS"})
     return rows
 
 

@@ -11,6 +11,13 @@ from typing import Any
 __all__ = ["Settings", "configure", "get_settings"]
 
 
+def _env_plugins() -> tuple[str, ...] | None:
+    value = os.environ.get("MMSDK_PLUGINS")
+    if value is None:
+        return None
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -44,6 +51,10 @@ class Settings:
             (an exception in it is logged, never raised into the call).
         default_providers: the route used when ``provider=None``, per capability.
             Also set by ``MMSDK_DEFAULT_PROVIDER`` (comma-separated, all capabilities).
+        plugins: the installed plugins (entry-point names, built-ins included) that
+            may load; ``None``: all of them, ``[]``: none. Also set by
+            ``MMSDK_PLUGINS=name,name`` (empty: none). Plugins registered at run time
+            with ``register_plugin`` are not affected.
     """
 
     max_input_bytes: int = 50 * 1024 * 1024
@@ -59,6 +70,7 @@ class Settings:
     default_providers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     policy: Any = None
     on_attempt: Any = None
+    plugins: tuple[str, ...] | None = field(default_factory=_env_plugins)
 
     def __post_init__(self) -> None:
         for name, hint in _hints().items():
@@ -97,6 +109,8 @@ def _check(name: str, hint: Any, value: Any) -> Any:
         if value is not None and not callable(value):
             raise _invalid(f"Setting on_attempt must be a function of one Attempt, got {value!r}.")
         return value
+    if name == "plugins":
+        return None if value is None else _strings(name, value)
     if name == "policy":
         from ._policy import Policy
 
@@ -154,4 +168,9 @@ def configure(**changes: Any) -> Settings:
     if unknown:
         raise _invalid(f"Unknown setting(s) {sorted(unknown)}; known settings: {sorted(known)}.")
     _settings = replace(_settings, **changes)
+    if "plugins" in changes:
+        from ._registry import get_registry, registry_loaded
+
+        if registry_loaded():
+            get_registry().apply_plugin_choice()
     return _settings
