@@ -402,8 +402,7 @@ class Registry:
         return False
 
     def _collide(self, key: str) -> None:
-        kind, _, name = key.partition(":")
-        message = self._conflict_message(name, key)
+        message = self._conflict_message(key.partition(":")[2], key)
         logger.error("mmsdk: %s", message)
         warnings.warn(f"mmsdk: {message}", PluginWarning, stacklevel=4)
 
