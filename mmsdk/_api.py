@@ -207,9 +207,12 @@ class Router:
                 resolved.append(missing)
                 continue
             try:
-                resolved.append(self.with_credential(found))
-            except MMSDKError as keyless:  # routing skips it, as a missing plugin
-                resolved.append(keyless)
+                found = self.with_credential(found)
+                found.info  # noqa: B018  # a plugin whose describe() fails is skipped here,
+            except MMSDKError as unusable:  # once, as a missing plugin or a keyless one is
+                resolved.append(unusable)
+                continue
+            resolved.append(found)
         key = _ORDER_KEYS.get(self.policy.order)
         if key is None:
             return resolved

@@ -631,6 +631,8 @@ def _bind(run: _Run, resolved: Resolved) -> Bound | Skip:
                                                              resolved.credential))
     except Skip as skip:
         return skip
+    except MMSDKError as error:  # a plugin's check or describe failed: skip it, keep routing
+        return Skip(error)
 
 
 def _drive(steps: Steps, run: _Run) -> Any:

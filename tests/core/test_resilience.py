@@ -258,3 +258,30 @@ async def test_a_slow_local_model_past_its_timeout_does_count(backup: TestProvid
         await router.aunderstand("slow")
     assert not info.value.queued
     assert router.health()["backup:m"].consecutive_failures == 1
+
+
+def test_a_plugin_whose_describe_raises_is_skipped_in_a_route(backup: TestProvider) -> None:
+    from mmsdk._registry import register_plugin, unregister_plugin
+    from mmsdk.plugin import Capability, ProviderSpec, hookimpl
+
+    def describe(model: str) -> mmsdk._types.ModelInfo:
+        raise RuntimeError("describe is broken")
+
+    class Broken:
+        @hookimpl
+        def register_providers(self, register: object) -> None:
+            register(ProviderSpec(name="brokendescribe", factory=lambda m: None,  # type: ignore[arg-type,return-value,operator]
+                                  describe=describe,
+                                  default_models={Capability.UNDERSTAND: "m"}))
+
+    register_plugin(Broken(), "brokendescribe")
+    try:
+        result = mmsdk.Router(["brokendescribe:m", "backup:m"]).understand("x")
+        assert [(a.provider, a.outcome) for a in result.attempts] == [
+            ("brokendescribe:m", "skipped"), ("backup:m", "ok")]
+        assert "describe is broken" in (result.attempts[0].error or "")
+        with pytest.raises(mmsdk.ProviderUnavailableError) as info:
+            mmsdk.Router("brokendescribe:m").understand("x")
+        assert info.value.code == "plugin_broken"
+    finally:
+        unregister_plugin("brokendescribe")
