@@ -12,6 +12,7 @@ import logging
 import mmsdk_anthropic
 import pytest
 from loopback import LoopbackServer, Received, Reply
+from tenants import assert_tenants_kept_apart
 
 import mmsdk
 from mmsdk._registry import fingerprint, get_registry
@@ -74,18 +75,4 @@ def test_one_tenants_outage_opens_only_its_breaker_and_never_shows_its_key(
         return wire.ok("ok")
 
     claude.default = reply
-    policy = mmsdk.Policy(breaker_threshold=1, retries=0)
-    failing = mmsdk.Router(wire.PROVIDER, policy, credentials={"anthropic": TENANT_A})
-    healthy = mmsdk.Router(wire.PROVIDER, policy, credentials={"anthropic": TENANT_B})
-    with pytest.raises(mmsdk.ProviderError) as failed:
-        failing.understand("x")
-    with pytest.raises(mmsdk.CircuitOpenError):
-        failing.understand("x")
-    assert healthy.understand("x").text == "ok"
-    assert mmsdk.understand("x", provider=wire.PROVIDER, policy=policy).text == "ok"
-    assert failing.health()[wire.PROVIDER].state == "open"
-    assert healthy.health()[wire.PROVIDER].state == "closed"
-    assert mmsdk.health()[wire.PROVIDER].state == "closed"
-    for text in (str(failed.value), repr(failed.value), caplog.text, repr(failing),
-                 *(a.model_dump_json() for a in failed.value.attempts)):
-        assert TENANT_A not in text and TENANT_B not in text
+    assert_tenants_kept_apart("anthropic", wire.PROVIDER, TENANT_A, TENANT_B, caplog)

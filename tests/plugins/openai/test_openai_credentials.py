@@ -8,6 +8,7 @@ import logging
 import mmsdk_openai
 import pytest
 from loopback import LoopbackServer, Reply
+from tenants import assert_tenants_kept_apart
 
 import mmsdk
 from mmsdk._registry import fingerprint, get_registry
@@ -72,22 +73,8 @@ def test_one_tenants_outage_opens_only_its_breaker_and_never_shows_its_key(
         return Reply(body=wire.chat("ok"))
 
     api.default = reply
-    policy = mmsdk.Policy(breaker_threshold=1, retries=0)
-    failing = mmsdk.Router(wire.PROVIDER, policy, credentials={"openai": TENANT_A})
-    healthy = mmsdk.Router(wire.PROVIDER, policy, credentials={"openai": TENANT_B})
-    with pytest.raises(mmsdk.ProviderServerError) as failed:
-        failing.understand("x")
-    with pytest.raises(mmsdk.CircuitOpenError):
-        failing.understand("x")
-    assert healthy.understand("x").text == "ok"
-    assert mmsdk.understand("x", provider=wire.PROVIDER, policy=policy).text == "ok"
-    assert failing.health()[wire.PROVIDER].state == "open"
-    assert healthy.health()[wire.PROVIDER].state == "closed"
-    assert mmsdk.health()[wire.PROVIDER].state == "closed"
-    shown = [str(failed.value), repr(failed.value), caplog.text, repr(failing),
-             *(a.model_dump_json() for a in failed.value.attempts)]
-    for text in shown:
-        assert TENANT_A not in text and TENANT_B not in text
+    failing = assert_tenants_kept_apart("openai", wire.PROVIDER, TENANT_A, TENANT_B, caplog,
+                                        mmsdk.ProviderServerError)
     assert "openai" in repr(failing)
 
 
