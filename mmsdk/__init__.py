@@ -48,7 +48,7 @@ _LAZY = {
     "TextStream": "_stream", "AsyncTextStream": "_stream",
     "Attempt": "_types", "Capability": "_types", "ClassifyResult": "_types",
     "EmbedResult": "_types", "GenerateResult": "_types", "UnderstandResult": "_types",
-    "Usage": "_types", "SentImage": "_types",
+    "Usage": "_types", "SentImage": "_types", "Verification": "_types", "Price": "_types",
 }
 
 __all__ = [
@@ -57,9 +57,9 @@ __all__ = [
     "ContentPolicyError", "EmbedResult", "GenerateResult", "ImageInput", "InvalidInputError",
     "MMSDKError", "ModelDeprecationWarning", "OutputValidationError", "Policy",
     "ProviderConnectionError", "ProviderError", "ProviderHealth", "ProviderServerError",
-    "ProviderStatus", "ProviderTimeoutError", "ProviderUnavailableError", "RateLimitError",
+    "Price", "ProviderStatus", "ProviderTimeoutError", "ProviderUnavailableError", "RateLimitError",
     "Router", "SentImage", "Settings", "TextStream", "UnderstandResult", "UnknownProviderError",
-    "Usage", "__version__", "aclassify", "aembed", "agenerate", "apreload", "aunderstand",
+    "Usage", "Verification", "__version__", "aclassify", "aembed", "agenerate", "apreload", "aunderstand",
     "aunload", "classify", "configure", "embed", "generate", "health", "preload", "providers",
     "reset_health", "understand", "unload",
 ]
@@ -108,7 +108,9 @@ if TYPE_CHECKING:
         ClassifyResult,
         EmbedResult,
         GenerateResult,
+        Price,
         SentImage,
         UnderstandResult,
         Usage,
+        Verification,
     )

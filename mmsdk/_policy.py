@@ -44,6 +44,9 @@ class Policy(BaseModel):
         retry_budget: retries may add at most this fraction to a provider's
             requests (a token bucket with 5 retries in reserve); past it,
             transient failures fall back at once. ``None`` disables it.
+        max_cost_usd: skip providers whose estimated cost for the call exceeds
+            this (estimated with ``max_tokens``, or 1,024 output tokens when
+            unset), and providers whose price is unknown.
         lenient: drop first-class options a provider cannot honour and report
             them in ``result.warnings`` instead of raising ``CapabilityError``.
 
@@ -75,4 +78,5 @@ class Policy(BaseModel):
     breaker_threshold: int | None = Field(default=5, ge=1)
     breaker_cooldown: float = Field(default=30.0, ge=0)
     retry_budget: float | None = Field(default=0.2, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0)
     lenient: bool = False

@@ -30,10 +30,12 @@ __all__ = [
     "GenerateResult",
     "MediaLimits",
     "ModelInfo",
+    "Price",
     "Result",
     "SentImage",
     "UnderstandResult",
     "Usage",
+    "Verification",
 ]
 
 class Capability(str, enum.Enum):
@@ -69,6 +71,26 @@ class MediaLimits(BaseModel):
     max_images: int | None = None
 
 
+class Price(BaseModel):
+    """A model's public price in US dollars (``mmsdk.configure(prices=...)`` overrides it).
+
+    Attributes:
+        input_per_mtok: per million input tokens (text and images).
+        cached_input_per_mtok: per million cached input tokens (else ``input_per_mtok``).
+        output_per_mtok: per million output text tokens.
+        image_output_per_mtok: per million output image tokens (image models).
+        per_image: per generated image, for models priced by the image.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
+    image_output_per_mtok: float | None = Field(default=None, ge=0)
+    per_image: float | None = Field(default=None, ge=0)
+
+
 class ModelInfo(BaseModel):
     """Capability metadata for one provider model; the router filters on it.
 
@@ -93,6 +115,8 @@ class ModelInfo(BaseModel):
         balance: how routing chooses among healthy replicas:
             ``"least_in_flight"`` (the less busy of two random replicas) or
             ``"round_robin"`` (the one chosen least recently).
+        price: the model's public price, or ``None`` where it is unknown
+            (local models cost 0 whatever this says).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -107,6 +131,7 @@ class ModelInfo(BaseModel):
     speed_hint: float = 1.0
     endpoints: tuple[str, ...] = ()
     balance: Literal["least_in_flight", "round_robin"] = "least_in_flight"
+    price: Price | None = None
 
 
 class Availability(BaseModel):
@@ -131,6 +156,7 @@ class Usage(BaseModel):
     """What a call consumed, where the provider reports it (else ``None``)."""
 
     input_tokens: int | None = None
+    cached_input_tokens: int | None = None
     output_tokens: int | None = None
     images: int | None = None
     cost_usd: float | None = None
@@ -189,6 +215,7 @@ class Result(BaseModel):
     elapsed: float = 0.0
     warnings: list[str] = Field(default_factory=list)
     sent: list[SentImage] = Field(default_factory=list)
+    cached: bool = False
 
 
 class GenerateResult(Result):
@@ -197,6 +224,28 @@ class GenerateResult(Result):
     images: list[Image.Image]
     revised_prompt: str | None = None
     seed: int | None = None
+    scores: list[float] | None = None
+
+
+class Verification(BaseModel):
+    """A second provider's answer to the same question (``understand(..., verify_with=...)``).
+
+    Attributes:
+        provider: the verifier's provider string.
+        data: its validated schema object (``None`` if it failed).
+        agree: field names both answers share (strings compared after
+            normalising, floats to 3 significant digits).
+        disagree: field names whose values differ.
+        error: why the verifier failed, if it did; the main answer stands.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    provider: str
+    data: Any = None
+    agree: list[str] = Field(default_factory=list)
+    disagree: list[str] = Field(default_factory=list)
+    error: str | None = None
 
 
 class UnderstandResult(Result):
@@ -205,6 +254,7 @@ class UnderstandResult(Result):
     text: str
     data: Any = None
     finish_reason: str | None = None
+    verification: Verification | None = None
 
 
 class ClassifyResult(Result):
