@@ -97,7 +97,7 @@ def load_controlnet(source: Source, family: str, dtype: str, device: str | None,
     config = read_json(source, "config.json") or {}
     default = "FluxControlNetModel" if family == "flux" else \
         "SD3ControlNetModel" if family == "sd3" else "ControlNetModel"
-    cls = getattr(diffusers, str(config.get("_class_name", default)), None)
+    cls: Any = getattr(diffusers, str(config.get("_class_name", default)), None)
     if not isinstance(cls, type) or not issubclass(cls, diffusers.ModelMixin):
         cls = getattr(diffusers, default)
     # None: prefer safetensors, fall back to pickle; True: safetensors or fail

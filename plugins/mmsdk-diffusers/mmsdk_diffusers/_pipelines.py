@@ -205,7 +205,7 @@ def load_pipeline(source: Source, settings: LoadSettings) -> Loaded:
         kwargs |= {"cache_dir": hub_cache_dir(), "local_files_only": local_files_only(source)}
     # DiffusionPipeline picks the class model_index.json names (AutoPipelineForText2Image
     # would too, but warns through huggingface-hub about a deprecated argument).
-    pipe = diffusers.DiffusionPipeline.from_pretrained(  # type: ignore[no-untyped-call]
+    pipe = diffusers.DiffusionPipeline.from_pretrained(
         source.location, **kwargs)
     if settings.cpu_offload:
         pipe.enable_model_cpu_offload(device=settings.device)

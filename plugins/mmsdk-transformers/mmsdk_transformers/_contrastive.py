@@ -72,7 +72,8 @@ def _features(output: Any) -> torch.Tensor:
 def _unit(vectors: torch.Tensor) -> np.ndarray:
     vectors = vectors.float()
     vectors = vectors / vectors.norm(dim=-1, keepdim=True)
-    return vectors.cpu().numpy().astype(np.float32, copy=False)
+    array: np.ndarray = vectors.cpu().numpy().astype(np.float32, copy=False)
+    return array
 
 
 class ContrastiveModel(TransformersModel, Classify, Embed):

@@ -179,6 +179,6 @@ def load_checkpoint(checkpoint: Checkpoint, task: Task, options: LoadOptions,
         if options.device_map is None:
             model = model.to(options.device)
         model.eval()
-        processor = AutoProcessor.from_pretrained(checkpoint.source)  # type: ignore[no-untyped-call]
+        processor = AutoProcessor.from_pretrained(checkpoint.source)
     return Loaded(model=model, processor=processor, device=model.device, dtype=model.dtype,
                   model_type=config.model_type)

@@ -48,7 +48,7 @@ from ._prompting import generation_kwargs, messages, seed_of, user_text
 __all__ = ["VisionLanguageModel"]
 
 
-class _Stop(StoppingCriteria):
+class _Stop(StoppingCriteria):  # type: ignore[misc]  # transformers is not analysed (pyproject)
     """Ends generation at the next token: attempt cancelled or past its deadline, or reader gone.
 
     Attributes:
@@ -185,7 +185,7 @@ class VisionLanguageModel(TransformersModel, Understand):
             if turn.seed is not None:
                 torch.manual_seed(turn.seed)
             criteria = StoppingCriteriaList([turn.stop] if turn.stop.needed else [])
-            return loaded.model.generate(**turn.inputs, **turn.kwargs, streamer=streamer,  # type: ignore[no-any-return]
+            return loaded.model.generate(**turn.inputs, **turn.kwargs, streamer=streamer,
                                          stopping_criteria=criteria)
 
     def _result(self, loaded: Loaded, turn: _Turn, output: torch.Tensor,
@@ -236,7 +236,7 @@ class VisionLanguageModel(TransformersModel, Understand):
                         state["output"] = self._generate(loaded, turn, streamer)
                 except BaseException as exc:  # handed to the consumer, which maps it
                     state["error"] = exc
-                    streamer.end()  # type: ignore[no-untyped-call]  # unblock the consumer
+                    streamer.end()  # unblock the consumer
 
             worker = threading.Thread(target=work, name="mmsdk-transformers-generate", daemon=True)
             worker.start()
