@@ -49,6 +49,7 @@ _LAZY = {
     "Attempt": "_types", "Capability": "_types", "ClassifyResult": "_types",
     "EmbedResult": "_types", "GenerateResult": "_types", "UnderstandResult": "_types",
     "Usage": "_types", "SentImage": "_types", "Verification": "_types", "Price": "_types",
+    "evaluate": "_eval", "aevaluate": "_eval", "EvalReport": "_eval",
 }
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "Usage", "Verification", "__version__", "aclassify", "aembed", "agenerate", "apreload", "aunderstand",
     "aunload", "classify", "configure", "embed", "generate", "health", "preload", "providers",
     "reset_health", "understand", "unload",
+    "EvalReport", "aevaluate", "evaluate",
 ]
 
 
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
         unload,
     )
     from ._clock import ModelDeprecationWarning
+    from ._eval import EvalReport, aevaluate, evaluate
     from ._health import ProviderHealth, reset_health
     from ._policy import Policy
     from ._providers import ProviderStatus, providers
