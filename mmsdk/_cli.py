@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import MMSDKError
+from ._errors import MMSDKError, ProviderUnavailableError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -91,6 +91,23 @@ def _parser() -> argparse.ArgumentParser:
     emb.add_argument("--image", action="append", default=[], dest="images")
     emb.add_argument("--text", action="append", default=[], dest="texts")
     common(emb)
+
+    ev = verbs.add_parser("eval", help="score providers on a folder of labelled images")
+    ev.add_argument("folder", metavar="FOLDER",
+                    help="one subfolder per label (pets/cat/*.png, pets/dog/*.png)")
+    ev.add_argument("-p", "--provider", action="append", required=True, metavar="PROVIDER",
+                    help="a provider to evaluate; repeat it to compare several")
+    ev.add_argument("--task", choices=["classify", "understand"], default="classify")
+    ev.add_argument("-q", "--question",
+                    help="understand: the question; the expected answer is the subfolder name")
+    ev.add_argument("--template", help="classify: label template with {}")
+    ev.add_argument("--concurrency", type=int, default=4, help="calls in flight (default 4)")
+    ev.add_argument("--out", metavar="FILE",
+                    help="results file, appended as calls finish; run again with it to resume")
+    ev.add_argument("--plot", metavar="IMAGE", help="also draw the report (.png, .svg, .pdf)")
+    ev.add_argument("--json", action="store_true", help="the whole report as JSON")
+    ev.add_argument("-O", "--option", action="append", type=_option, default=[],
+                    metavar="KEY=VALUE", help="provider-specific option (JSON values)")
 
     prov = verbs.add_parser("providers", help="what is installed, and what works here")
     prov.add_argument("--json", action="store_true")
@@ -278,8 +295,36 @@ def _providers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from ._eval import evaluate
+
+    if args.concurrency < 1:
+        raise _UsageError(f"--concurrency {args.concurrency}: give a whole number >= 1.")
+    if args.plot is not None:  # checked before any call, as generate checks -o
+        plot = Path(args.plot)
+        if not plot.parent.is_dir():
+            raise _UsageError(f"--plot {plot}: directory {plot.parent} does not exist; create "
+                              "it or choose another path.")
+        if importlib.util.find_spec("matplotlib") is None:
+            raise ProviderUnavailableError("--plot draws with matplotlib, which is not installed.",
+                                           fix="pip install 'mmsdk[plot]'")
+    report = evaluate(args.folder, args.provider, task=args.task, prompt=args.question,
+                      template=args.template, concurrency=args.concurrency, resume=args.out,
+                      options=dict(args.option) or None, progress=True)
+    if args.json:
+        print(report.model_dump_json())
+    else:
+        print(report.to_markdown(), end="")
+    if args.plot is not None:
+        written = report.plot(args.plot)
+        print(f"wrote {written}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
 _VERBS = {"generate": _generate, "understand": _understand, "classify": _classify,
-          "embed": _embed, "providers": _providers}
+          "embed": _embed, "providers": _providers, "eval": _eval}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -138,11 +138,15 @@ class EvalReport(BaseModel):
             about += f", schema {self.schema_name}"
         lines += ["", about + "."]
         for row in self.providers.values():
-            for failure in row.errors[:3]:
-                lines.append(f"- `{row.provider}` on `{failure.example}`: {failure.code}: "
-                             f"{failure.message}")
-            if len(row.errors) > 3:
-                lines.append(f"- `{row.provider}`: {len(row.errors) - 3} more failures")
+            groups: dict[tuple[str, str], list[str]] = {}
+            for failure in row.errors:
+                groups.setdefault((failure.code, failure.message), []).append(failure.example)
+            for (code, message), examples in list(groups.items())[:5]:
+                where = f"`{examples[0]}`" + (f" and {len(examples) - 1} more"
+                                              if len(examples) > 1 else "")
+                lines.append(f"- `{row.provider}` on {where}: {code}: {message}")
+            if len(groups) > 5:
+                lines.append(f"- `{row.provider}`: {len(groups) - 5} more kinds of failure")
         return "\n".join(lines) + "\n"
 
     def plot(self, path: str | Path) -> Path:
@@ -168,20 +172,22 @@ class EvalReport(BaseModel):
         rows = list(self.providers.values())
         names = [row.provider for row in rows]
         costs = [row.cost_per_example_usd for row in rows]
-        panels = 3 if any(c is not None for c in costs) else 2
+        panels = 3 if any(c for c in costs) else 2  # no cost panel when every cost is 0 or unknown
         figure = Figure(figsize=(4.2 * panels, 0.6 * len(rows) + 1.6), layout="constrained")
         axes = figure.subplots(1, panels, sharey=True)
         positions = list(range(len(rows)))
-        accuracy = [100 * (row.accuracy or 0.0) for row in rows]
-        axes[0].barh(positions, accuracy, color="tab:green")
-        axes[0].set_xlim(0, 100)
+        bars = axes[0].barh(positions, [100 * (row.accuracy or 0.0) for row in rows],
+                            color="tab:green")
+        axes[0].bar_label(bars, labels=[_accuracy(row).split(" ")[0] for row in rows], padding=2)
+        axes[0].set_xlim(0, 110)
         axes[0].set_xlabel("accuracy (%)")
         axes[0].set_yticks(positions, names)
         axes[0].invert_yaxis()
-        p50 = [1000 * (row.latency_p50 or 0.0) for row in rows]
-        p95 = [1000 * (row.latency_p95 or 0.0) for row in rows]
-        axes[1].barh(positions, p50, color="tab:blue", label="p50")
-        axes[1].scatter(p95, positions, color="black", marker="|", s=200, label="p95", zorder=3)
+        timed = [(i, row) for i, row in enumerate(rows) if row.latency_p50 is not None]
+        axes[1].barh([i for i, _ in timed], [1000 * (row.latency_p50 or 0.0) for _, row in timed],
+                     color="tab:blue", label="p50")
+        axes[1].scatter([1000 * (row.latency_p95 or 0.0) for _, row in timed], [i for i, _ in timed],
+                        color="black", marker="|", s=200, label="p95", zorder=3)
         axes[1].set_xlabel("latency (ms)")
         axes[1].legend(loc="lower right", fontsize="small")
         if panels == 3:

@@ -173,7 +173,8 @@ def test_failures_are_counted_per_provider_with_their_codes(pets: Path) -> None:
     assert sorted(e.code for e in flaky.errors) == ["input_corrupt", "rate_limited", "rate_limited"]
     table = report.to_markdown()
     assert "3 (rate_limited x2, input_corrupt x1)" in table
-    assert "`flaky:m` on `cat/0.png`: rate_limited" in table
+    assert "`flaky:m` on `cat/0.png` and 1 more: rate_limited: busy" in table
+    assert "`steady:m` on `dog/broken.png`: input_corrupt: " in table
 
 
 def test_the_report_arithmetic_on_injected_results() -> None:
