@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import time
@@ -38,6 +39,7 @@ from ._types import (
     GenerateResult,
     UnderstandResult,
 )
+from ._verify import averified, check_verify, verified
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -199,6 +201,11 @@ class Router:
         names = self._names(capability)
         if names is None:
             names = self.registry.default_route(capability)
+        return self._resolve_all(names, capability)
+
+    def _resolve_all(self, names: Sequence[str],
+                     capability: Capability) -> list[Resolved | MMSDKError]:
+        """*names* resolved as this router calls them, in policy order."""
         resolved: list[Resolved | MMSDKError] = []
         for name in names:
             try:
@@ -258,20 +265,21 @@ class Router:
     # fails at once, before a URL is fetched or a video decoded. The call's
     # clock starts first, so Policy.deadline covers reading inputs too.
     def _run(self, capability: Capability, build: Callable[..., Job], *,
-             streaming: bool = False) -> Any:
+             streaming: bool = False, verify_with: ProviderArg = None) -> Any:
         started = time.monotonic()
         policy = self.policy
         candidates = self.candidates(capability)
+        checker = self._checker(capability, verify_with)
         deadline = self._deadline(started)
         slots = self._limit(policy)
         if slots is None:
-            return execute(build(deadline=deadline), candidates, policy, self.registry,
-                           streaming=streaming, started=started, context=self._context())
+            return self._execute(build(deadline=deadline), candidates, policy, started,
+                                 streaming, checker)
         if not slots.acquire(policy.deadline):
             raise self._no_slot()
         try:
-            result = execute(build(deadline=deadline), candidates, policy, self.registry,
-                             streaming=streaming, started=started, context=self._context())
+            result = self._execute(build(deadline=deadline), candidates, policy, started,
+                                   streaming, checker)
         except BaseException:
             slots.release()
             raise
@@ -282,7 +290,7 @@ class Router:
         return result
 
     async def _arun(self, capability: Capability, build: Callable[..., Job], *,
-                    streaming: bool = False) -> Any:
+                    streaming: bool = False, verify_with: ProviderArg = None) -> Any:
         started = time.monotonic()
         policy = self.policy
         if (self._registry is None and not registry_loaded()) or \
@@ -291,19 +299,19 @@ class Router:
             candidates = await asyncio.to_thread(self.candidates, capability)
         else:
             candidates = self.candidates(capability)
+        checker = None if verify_with is None else \
+            await asyncio.to_thread(self._checker, capability, verify_with)
         slots = self._limit(policy)
         if slots is None:
             job = await self._abuild(build, started)
-            return await aexecute(job, candidates, policy, self.registry,
-                                  streaming=streaming, started=started, context=self._context())
+            return await self._aexecute(job, candidates, policy, started, streaming, checker)
         try:
             await bounded(slots.aacquire(), self._left(started))
         except TimeoutError:
             raise self._no_slot() from None
         try:
             job = await self._abuild(build, started)
-            result = await aexecute(job, candidates, policy, self.registry,
-                                    streaming=streaming, started=started, context=self._context())
+            result = await self._aexecute(job, candidates, policy, started, streaming, checker)
         except BaseException:
             slots.release()
             raise
@@ -312,6 +320,46 @@ class Router:
         else:
             slots.release()
         return result
+
+    def _checker(self, capability: Capability, verify_with: ProviderArg) -> _Checker | None:
+        """How to route the cross-check of ``verify_with=`` (resolved before inputs are read).
+
+        A provider string or list is called as this router calls it (its policy,
+        keys, budgets and cache); a :class:`Router`, as that router calls it.
+        """
+        if verify_with is None:
+            return None
+        if isinstance(verify_with, Router):
+            router, names = verify_with, verify_with.providers
+            candidates = router.candidates(capability)
+        else:
+            router = self
+            names = [verify_with] if isinstance(verify_with, str) else list(verify_with)
+            candidates = self._resolve_all(names, capability)
+        context = dataclasses.replace(router._context(), verifier=True)
+        return _Checker(candidates, router.policy, router.registry, context,
+                        ", ".join(names or ["the default route"]))
+
+    def _execute(self, job: Job, candidates: list[Resolved | MMSDKError], policy: Policy,
+                 started: float, streaming: bool, checker: _Checker | None) -> Any:
+        main = partial(execute, job, candidates, policy, self.registry, streaming=streaming,
+                       started=started, context=self._context())
+        if checker is None:
+            return main()
+        check = partial(execute, job, checker.candidates, checker.policy, checker.registry,
+                        started=started, context=checker.context)
+        return verified(main, check, checker.label, started)
+
+    async def _aexecute(self, job: Job, candidates: list[Resolved | MMSDKError],
+                        policy: Policy, started: float, streaming: bool,
+                        checker: _Checker | None) -> Any:
+        main = aexecute(job, candidates, policy, self.registry, streaming=streaming,
+                        started=started, context=self._context())
+        if checker is None:
+            return await main
+        check = aexecute(job, checker.candidates, checker.policy, checker.registry,
+                         started=started, context=checker.context)
+        return await averified(main, check, checker.label, started)
 
     def _deadline(self, started: float) -> float | None:
         return None if self.policy.deadline is None else started + self.policy.deadline
@@ -419,87 +467,107 @@ class Router:
     @overload
     def understand(self, prompt: str, *, images: Images | None = None,
                    video: VideoPath | None = None, frames: int | None = None,
+                   fps: float | None = None,
                    system: str | None = None, max_tokens: int | None = None,
                    temperature: float | None = None, schema: type[BaseModel] | None = None,
+                   verify_with: ProviderArg = None,
                    stream: Literal[False] = False, detail: Detail | None = None,
                    options: dict[str, Any] | None = None,
                    progress: bool = False) -> UnderstandResult: ...
     @overload
     def understand(self, prompt: str, *, images: Images | None = None,
                    video: VideoPath | None = None, frames: int | None = None,
+                   fps: float | None = None,
                    system: str | None = None, max_tokens: int | None = None,
                    temperature: float | None = None, schema: type[BaseModel] | None = None,
+                   verify_with: ProviderArg = None,
                    stream: Literal[True], detail: Detail | None = None,
                    options: dict[str, Any] | None = None,
                    progress: bool = False) -> TextStream: ...
     @overload
     def understand(self, prompt: str, *, images: Images | None = None,
                    video: VideoPath | None = None, frames: int | None = None,
+                   fps: float | None = None,
                    system: str | None = None, max_tokens: int | None = None,
                    temperature: float | None = None, schema: type[BaseModel] | None = None,
+                   verify_with: ProviderArg = None,
                    stream: bool, detail: Detail | None = None,
                    options: dict[str, Any] | None = None,
                    progress: bool = False) -> UnderstandResult | TextStream: ...
     def understand(self, prompt: str, *, images: Images | None = None,
                    video: VideoPath | None = None, frames: int | None = None,
+                   fps: float | None = None,
                    system: str | None = None, max_tokens: int | None = None,
                    temperature: float | None = None, schema: type[BaseModel] | None = None,
+                   verify_with: ProviderArg = None,
                    stream: bool = False, detail: Detail | None = None,
                    options: dict[str, Any] | None = None,
                    progress: bool = False) -> UnderstandResult | TextStream:
         """Images or video plus text, to text. See :func:`mmsdk.understand`."""
+        check_verify(verify_with, schema, stream)
         build = partial(understand_job, prompt, images=images, video=video, frames=frames,
-                        system=system, max_tokens=max_tokens, temperature=temperature,
+                        fps=fps, system=system, max_tokens=max_tokens, temperature=temperature,
                         schema=schema, stream=stream, detail=detail, options=options,
                         progress=progress)
         if stream:
             return TextStream(self._run(Capability.UNDERSTAND, build, streaming=True))
-        result: UnderstandResult = self._run(Capability.UNDERSTAND, build)
+        result: UnderstandResult = self._run(Capability.UNDERSTAND, build,
+                                             verify_with=verify_with)
         return result
 
     @overload
     async def aunderstand(self, prompt: str, *, images: Images | None = None,
                           video: VideoPath | None = None, frames: int | None = None,
+                          fps: float | None = None,
                           system: str | None = None, max_tokens: int | None = None,
                           temperature: float | None = None,
                           schema: type[BaseModel] | None = None,
+                          verify_with: ProviderArg = None,
                           stream: Literal[False] = False, detail: Detail | None = None,
                           options: dict[str, Any] | None = None,
                           progress: bool = False) -> UnderstandResult: ...
     @overload
     async def aunderstand(self, prompt: str, *, images: Images | None = None,
                           video: VideoPath | None = None, frames: int | None = None,
+                          fps: float | None = None,
                           system: str | None = None, max_tokens: int | None = None,
                           temperature: float | None = None,
                           schema: type[BaseModel] | None = None,
+                          verify_with: ProviderArg = None,
                           stream: Literal[True], detail: Detail | None = None,
                           options: dict[str, Any] | None = None,
                           progress: bool = False) -> AsyncTextStream: ...
     @overload
     async def aunderstand(self, prompt: str, *, images: Images | None = None,
                           video: VideoPath | None = None, frames: int | None = None,
+                          fps: float | None = None,
                           system: str | None = None, max_tokens: int | None = None,
                           temperature: float | None = None,
                           schema: type[BaseModel] | None = None,
+                          verify_with: ProviderArg = None,
                           stream: bool, detail: Detail | None = None,
                           options: dict[str, Any] | None = None,
                           progress: bool = False) -> UnderstandResult | AsyncTextStream: ...
     async def aunderstand(self, prompt: str, *, images: Images | None = None,
                           video: VideoPath | None = None, frames: int | None = None,
+                          fps: float | None = None,
                           system: str | None = None, max_tokens: int | None = None,
                           temperature: float | None = None,
                           schema: type[BaseModel] | None = None,
+                          verify_with: ProviderArg = None,
                           stream: bool = False, detail: Detail | None = None,
                           options: dict[str, Any] | None = None,
                           progress: bool = False) -> UnderstandResult | AsyncTextStream:
         """Async twin of :meth:`understand`; with ``stream=True`` an :class:`AsyncTextStream`."""
+        check_verify(verify_with, schema, stream)
         build = partial(understand_job, prompt, images=images, video=video, frames=frames,
-                        system=system, max_tokens=max_tokens, temperature=temperature,
+                        fps=fps, system=system, max_tokens=max_tokens, temperature=temperature,
                         schema=schema, stream=stream, detail=detail, options=options,
                         progress=progress)
         if stream:
             return AsyncTextStream(await self._arun(Capability.UNDERSTAND, build, streaming=True))
-        result: UnderstandResult = await self._arun(Capability.UNDERSTAND, build)
+        result: UnderstandResult = await self._arun(Capability.UNDERSTAND, build,
+                                                    verify_with=verify_with)
         return result
 
     @overload  # a str is a Sequence too: it matches this first variant, as it should
@@ -551,6 +619,17 @@ class Router:
         build = partial(embed_job, images=images, texts=texts, options=options)
         result: EmbedResult = await self._arun(Capability.EMBED, build)
         return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checker:
+    """The route of a ``verify_with=`` cross-check."""
+
+    candidates: list[Resolved | MMSDKError]
+    policy: Policy
+    registry: Registry
+    context: RouteContext
+    label: str
 
 
 class _Credentials(Mapping[str, str]):
@@ -714,33 +793,41 @@ async def agenerate(prompt: str, *, provider: ProviderArg = None, policy: Policy
 
 @overload
 def understand(prompt: str, *, images: Images | None = None, video: VideoPath | None = None,
-               frames: int | None = None, provider: ProviderArg = None,
+               frames: int | None = None, fps: float | None = None,
+               provider: ProviderArg = None,
                policy: Policy | None = None, system: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None,
-               schema: type[BaseModel] | None = None, stream: Literal[False] = False,
+               schema: type[BaseModel] | None = None, verify_with: ProviderArg = None,
+               stream: Literal[False] = False,
                detail: Detail | None = None, options: dict[str, Any] | None = None,
                progress: bool = False) -> UnderstandResult: ...
 @overload
 def understand(prompt: str, *, images: Images | None = None, video: VideoPath | None = None,
-               frames: int | None = None, provider: ProviderArg = None,
+               frames: int | None = None, fps: float | None = None,
+               provider: ProviderArg = None,
                policy: Policy | None = None, system: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None,
-               schema: type[BaseModel] | None = None, stream: Literal[True],
+               schema: type[BaseModel] | None = None, verify_with: ProviderArg = None,
+               stream: Literal[True],
                detail: Detail | None = None, options: dict[str, Any] | None = None,
                progress: bool = False) -> TextStream: ...
 @overload
 def understand(prompt: str, *, images: Images | None = None, video: VideoPath | None = None,
-               frames: int | None = None, provider: ProviderArg = None,
+               frames: int | None = None, fps: float | None = None,
+               provider: ProviderArg = None,
                policy: Policy | None = None, system: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None,
-               schema: type[BaseModel] | None = None, stream: bool,
+               schema: type[BaseModel] | None = None, verify_with: ProviderArg = None,
+               stream: bool,
                detail: Detail | None = None, options: dict[str, Any] | None = None,
                progress: bool = False) -> UnderstandResult | TextStream: ...
 def understand(prompt: str, *, images: Images | None = None, video: VideoPath | None = None,
-               frames: int | None = None, provider: ProviderArg = None,
+               frames: int | None = None, fps: float | None = None,
+               provider: ProviderArg = None,
                policy: Policy | None = None, system: str | None = None,
                max_tokens: int | None = None, temperature: float | None = None,
-               schema: type[BaseModel] | None = None, stream: bool = False,
+               schema: type[BaseModel] | None = None, verify_with: ProviderArg = None,
+               stream: bool = False,
                detail: Detail | None = None, options: dict[str, Any] | None = None,
                progress: bool = False) -> UnderstandResult | TextStream:
     """Answer a question about images or a video.
@@ -749,57 +836,88 @@ def understand(prompt: str, *, images: Images | None = None, video: VideoPath | 
     :class:`TextStream` of ``str`` chunks whose ``.result`` is the whole answer.
     With ``schema=`` (a pydantic model), ``result.data`` is a validated instance.
 
+    A provider with native video (``"video"`` in ``ModelInfo.supports``, e.g.
+    Gemini) gets the file; any other gets sampled frames, with the time of each
+    in the prompt (``Frame 1 at 0.0 s, ...``), and when they are more than it
+    takes per request (``ModelInfo.limits.max_images``), the video is answered
+    in chunks and the partial answers combined by one more request. Frames
+    capped, ignored or sparse are reported in ``result.warnings``.
+
+    Args:
+        frames: how many frames to sample, spread evenly (default 8); with
+            ``fps``, the most frames ``fps`` sampling may take.
+        fps: sample this many frames per second of video (at most 256 frames).
+        verify_with: a second provider (a list of them, or a :class:`Router`)
+            asked the same question concurrently; needs ``schema``.
+            ``result.verification`` holds its answer and the fields both agree
+            and disagree on; if it fails, ``verification.error`` says why and
+            the main answer stands. Its attempts are in ``result.attempts``,
+            marked ``verifier=True``.
+
     Example:
         >>> answer = mmsdk.understand("What trends do you see?", images=["chart.png"],
         ...                           provider="anthropic:claude-sonnet-4-6")
         >>> print(answer.text, answer.usage.output_tokens)
+        >>> checked = mmsdk.understand("Extract the total", images=["receipt.jpg"],
+        ...                            schema=Receipt, provider="openai:gpt-5.5",
+        ...                            verify_with="anthropic:claude-sonnet-4-6")
+        >>> checked.verification.disagree
+        ['total']
     """
     return _router(provider, policy).understand(
-        prompt, images=images, video=video, frames=frames, system=system,
-        max_tokens=max_tokens, temperature=temperature, schema=schema, stream=stream,
-        detail=detail, options=options, progress=progress)
+        prompt, images=images, video=video, frames=frames, fps=fps, system=system,
+        max_tokens=max_tokens, temperature=temperature, schema=schema, verify_with=verify_with,
+        stream=stream, detail=detail, options=options, progress=progress)
 
 
 @overload
 async def aunderstand(prompt: str, *, images: Images | None = None,
                       video: VideoPath | None = None, frames: int | None = None,
+                      fps: float | None = None,
                       provider: ProviderArg = None, policy: Policy | None = None,
                       system: str | None = None, max_tokens: int | None = None,
                       temperature: float | None = None, schema: type[BaseModel] | None = None,
+                      verify_with: ProviderArg = None,
                       stream: Literal[False] = False, detail: Detail | None = None,
                       options: dict[str, Any] | None = None,
                       progress: bool = False) -> UnderstandResult: ...
 @overload
 async def aunderstand(prompt: str, *, images: Images | None = None,
                       video: VideoPath | None = None, frames: int | None = None,
+                      fps: float | None = None,
                       provider: ProviderArg = None, policy: Policy | None = None,
                       system: str | None = None, max_tokens: int | None = None,
                       temperature: float | None = None, schema: type[BaseModel] | None = None,
+                      verify_with: ProviderArg = None,
                       stream: Literal[True], detail: Detail | None = None,
                       options: dict[str, Any] | None = None,
                       progress: bool = False) -> AsyncTextStream: ...
 @overload
 async def aunderstand(prompt: str, *, images: Images | None = None,
                       video: VideoPath | None = None, frames: int | None = None,
+                      fps: float | None = None,
                       provider: ProviderArg = None, policy: Policy | None = None,
                       system: str | None = None, max_tokens: int | None = None,
                       temperature: float | None = None, schema: type[BaseModel] | None = None,
+                      verify_with: ProviderArg = None,
                       stream: bool, detail: Detail | None = None,
                       options: dict[str, Any] | None = None,
                       progress: bool = False) -> UnderstandResult | AsyncTextStream: ...
 async def aunderstand(prompt: str, *, images: Images | None = None,
                       video: VideoPath | None = None, frames: int | None = None,
+                      fps: float | None = None,
                       provider: ProviderArg = None, policy: Policy | None = None,
                       system: str | None = None, max_tokens: int | None = None,
                       temperature: float | None = None, schema: type[BaseModel] | None = None,
+                      verify_with: ProviderArg = None,
                       stream: bool = False, detail: Detail | None = None,
                       options: dict[str, Any] | None = None,
                       progress: bool = False) -> UnderstandResult | AsyncTextStream:
     """Async twin of :func:`understand`; with ``stream=True`` returns an :class:`AsyncTextStream`."""
     return await _router(provider, policy).aunderstand(
-        prompt, images=images, video=video, frames=frames, system=system,
-        max_tokens=max_tokens, temperature=temperature, schema=schema, stream=stream,
-        detail=detail, options=options, progress=progress)
+        prompt, images=images, video=video, frames=frames, fps=fps, system=system,
+        max_tokens=max_tokens, temperature=temperature, schema=schema, verify_with=verify_with,
+        stream=stream, detail=detail, options=options, progress=progress)
 
 
 @overload  # a str is a Sequence too: it matches this first variant, as it should

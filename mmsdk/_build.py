@@ -51,14 +51,19 @@ def generate_job(prompt: str, *, size: str | None = None, image: Any = None, mas
 
 
 def understand_job(prompt: str, *, images: Any = None, video: Any = None,
-                    frames: int | None = None, schema: type[BaseModel] | None = None,
+                    frames: int | None = None, fps: float | None = None,
+                    schema: type[BaseModel] | None = None,
                     options: dict[str, Any] | None = None, deadline: float | None = None,
                     **values: Any) -> Job:
     if schema is not None and not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         raise InvalidInputError(f"schema must be a pydantic BaseModel subclass, got {schema!r}.")
-    if frames is not None and video is None:
-        raise InvalidInputError("frames= needs a video=.")
-    request = validate_request(UnderstandRequest, prompt=prompt, frames=frames,
+    for name, value in (("frames", frames), ("fps", fps)):
+        if value is not None and video is None:
+            raise InvalidInputError(f"{name}= needs a video=.")
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, type(None))):
+        raise InvalidInputError(f"fps must be a number of frames per second (like 1 or 0.5), "
+                                f"got {type(fps).__name__}.")
+    request = validate_request(UnderstandRequest, prompt=prompt, frames=frames, fps=fps,
                                response_schema=schema, options=_options(options), **values)
     settings = get_settings()
     loaded = load_images(images, name="images", settings=settings, deadline=deadline)

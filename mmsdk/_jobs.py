@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ._chunks import aanswer_in_chunks, answer_in_chunks, chunked
 from ._errors import (
     CapabilityError,
     InvalidInputError,
@@ -31,7 +33,7 @@ from ._prepare import prepare_all
 from ._registry import Resolved
 from ._requests import Request, UnderstandRequest
 from ._types import Capability, Result, SentImage, UnderstandResult
-from ._video import VideoInput, sample_frames
+from ._video import Sampled, VideoInput, frames_note, sample_frames
 
 __all__ = ["Bound", "Job", "Skip"]
 
@@ -41,7 +43,6 @@ _MODEL_CLASS: dict[Capability, type[Model]] = {
     Capability.CLASSIFY: Classify,
     Capability.EMBED: Embed,
 }
-DEFAULT_FRAMES = 8
 _LIGHT_PIXELS = 1_000_000
 
 
@@ -71,15 +72,19 @@ class Job:
     request: Request
     media: dict[str, list[LoadedImage]] = field(default_factory=dict)
     video: VideoInput | None = None
-    _frames: list[LoadedImage] | None = field(default=None, init=False, repr=False)
+    _frames: Sampled | None = field(default=None, init=False, repr=False)
+    _frames_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    def frames(self) -> list[LoadedImage]:
-        """The video's sampled frames, decoded once however many candidates need them."""
-        if self._frames is None:
-            assert self.video is not None
-            count = getattr(self.request, "frames", None) or DEFAULT_FRAMES
-            self._frames = sample_frames(self.video, count)
-        return self._frames
+    def frames(self) -> Sampled:
+        """The video's sampled frames, decoded once however many candidates need them
+        (a verifier running alongside included)."""
+        with self._frames_lock:
+            if self._frames is None:
+                assert self.video is not None
+                fps = getattr(self.request, "fps", None)
+                count = getattr(self.request, "frames", None)
+                self._frames = sample_frames(self.video, count, fps=fps)
+            return self._frames
 
     def light(self) -> bool:
         """Whether binding this job is cheap enough to run on an event loop.
@@ -156,9 +161,21 @@ class Job:
         try:
             for name, loaded in self.media.items():
                 images = list(loaded)
+                limits = info.limits
                 if name == "images" and self.video is not None and not native_video:
-                    images += self.frames()
-                prepared = prepare_all(images, info.limits, provider=provider)
+                    sampled = self._sampled(provider)
+                    warnings += sampled.warnings
+                    images += sampled.frames
+                    updates.update(self._frame_updates(sampled, len(loaded), provider,
+                                                       info.limits.max_images))
+                    per = updates.get("frames_per_request")
+                    if per is not None:  # answered in chunks: see _chunks
+                        limits = limits.model_copy(update={"max_images": None})
+                        warnings.append(
+                            f"{provider} takes {info.limits.max_images} image(s) per request: "
+                            f"the {len(sampled.frames)} frames were answered in "
+                            f"{-(-len(sampled.frames) // per)} parts, then combined.")
+                prepared = prepare_all(images, limits, provider=provider)
                 sent += [image.sent for image in prepared]
                 is_list = isinstance(getattr(self.request, name), list)
                 updates[name] = prepared if is_list else (prepared[0] if prepared else None)
@@ -166,10 +183,49 @@ class Job:
             raise Skip(exc) from None
         if self.video is not None:
             updates["video"] = self.video if native_video else None
+            if native_video:
+                warnings += [f"{provider} ignored {arg}={value:g}: it reads the whole video "
+                             "itself" for arg in ("frames", "fps")
+                             if (value := getattr(self.request, arg, None)) is not None]
         changed = {k: v for k, v in updates.items() if getattr(self.request, k) is not v
                    and not (v == [] and getattr(self.request, k) == [])}
         request = self.request.model_copy(update=changed) if changed else self.request
         return Bound(resolved, request, warnings, sent)
+
+    def _sampled(self, provider: str) -> Sampled:
+        """The frames for a provider without native video; no PyAV: that provider is skipped."""
+        try:
+            return self.frames()
+        except ProviderUnavailableError as missing:
+            raise Skip(ProviderUnavailableError(
+                f"{provider} takes video as frames and sampling them needs PyAV; providers "
+                "with native video (such as gemini) get the file without it.",
+                provider=provider, fix=missing.fix)) from None
+
+    def _frame_updates(self, sampled: Sampled, own: int, provider: str,
+                       max_images: int | None) -> dict[str, Any]:
+        """The prompt with the frames' timestamps, or the chunk size when they do not fit."""
+        request = self.request
+        assert isinstance(request, UnderstandRequest) and self.video is not None
+        updates: dict[str, Any] = {"frame_times": sampled.times}
+        if max_images is None or own + len(sampled.frames) <= max_images:
+            note = frames_note(self.video.path.name, sampled.times, duration=sampled.duration,
+                               trailing=own > 0)
+            updates["prompt"] = f"{note}\n\n{request.prompt}"
+            return updates
+        room = max_images - own
+        if room < 1:
+            raise CapabilityError(
+                f"{provider} takes at most {max_images} image(s) per request, and the "
+                f"{own} image(s) given leave no room for video frames; send fewer images.",
+                provider=provider)
+        if request.stream:
+            raise CapabilityError(
+                f"{provider} takes at most {max_images} image(s) per request: "
+                f"{len(sampled.frames)} frames are answered in chunks, which cannot stream; "
+                "pass fewer frames= or stream=False.", provider=provider)
+        updates["frames_per_request"] = room
+        return updates
 
 
 def check_model(model: Model, capability: Capability, provider: str) -> None:
@@ -183,7 +239,8 @@ def call(model: Model, capability: Capability, request: Request) -> Any:
     if capability is Capability.GENERATE:
         return model.generate(request)  # type: ignore[attr-defined]
     if capability is Capability.UNDERSTAND:
-        result = model.understand(request)  # type: ignore[attr-defined]
+        result = answer_in_chunks(model, request) if chunked(request) else \
+            model.understand(request)  # type: ignore[attr-defined]
         return validate_structured(result, request, model.provider)  # type: ignore[arg-type]
     if capability is Capability.CLASSIFY:
         return model.classify(request)  # type: ignore[attr-defined]
@@ -195,7 +252,8 @@ async def acall(model: Model, capability: Capability, request: Request) -> Any:
     if capability is Capability.GENERATE:
         return await model.agenerate(request)  # type: ignore[attr-defined]
     if capability is Capability.UNDERSTAND:
-        result = await model.aunderstand(request)  # type: ignore[attr-defined]
+        result = await aanswer_in_chunks(model, request) if chunked(request) else \
+            await model.aunderstand(request)  # type: ignore[attr-defined]
         return validate_structured(result, request, model.provider)  # type: ignore[arg-type]
     if capability is Capability.CLASSIFY:
         return await model.aclassify(request)  # type: ignore[attr-defined]

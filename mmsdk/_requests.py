@@ -175,12 +175,23 @@ class GenerateRequest(Request):
 
 
 class UnderstandRequest(Request):
-    """Images or video plus text, to text."""
+    """Images or video plus text, to text.
+
+    A provider without native video gets the video as sampled frames: they are
+    the last ``len(frame_times)`` of ``images``, ``frame_times`` holds when each
+    shows (seconds from the start), and the prompt already says so. When they
+    are more than the provider takes per request, routing sets
+    ``frames_per_request`` and the core answers in chunks (the model object
+    receives one request per chunk, never more images than it declared).
+    """
 
     prompt: Text = Field(min_length=1)
     images: list[PreparedImage] = Field(default_factory=list)
     video: VideoInput | None = None
     frames: int | None = Field(default=None, ge=1, le=256)
+    fps: float | None = Field(default=None, gt=0, le=60, allow_inf_nan=False)
+    frame_times: list[float] = Field(default_factory=list, exclude=True, repr=False)
+    frames_per_request: int | None = Field(default=None, exclude=True, repr=False)
     system: Text | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)

@@ -136,12 +136,15 @@ class RouteContext:
             candidates that carry no credential of their own (a candidate made
             with a per-router key is kept apart by its ``Resolved.credential``).
         hooks: ``on_attempt`` callbacks (the router's and the configured one).
+        verifier: this call cross-checks another (``verify_with=``): its
+            attempts are marked ``Attempt.verifier``.
     """
 
     budgets: RetryBudgets = field(default_factory=new_budgets)
     book: HealthBook = field(default_factory=health_book)
     credential: Hashable = None
     hooks: Sequence[Callable[[Attempt], Any]] = ()
+    verifier: bool = False
 
 
 @dataclass
@@ -177,7 +180,7 @@ class _Run:
             error_type=None if error is None else type(error).__name__,
             status=getattr(error, "status", None), retry_after=getattr(error, "retry_after", None),
             endpoint=endpoint or getattr(error, "endpoint", None), started=began - self.started,
-            waited=waited, seconds=seconds)
+            waited=waited, seconds=seconds, verifier=self.context.verifier)
         self.attempts.append(attempt)
         if error is not None:
             self._failed[id(attempt)] = error

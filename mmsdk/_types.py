@@ -178,6 +178,8 @@ class Attempt(BaseModel):
         started: seconds from the start of the call to the start of this attempt.
         waited: seconds slept before it (backoff or ``Retry-After``).
         seconds: how long the attempt took.
+        verifier: made to cross-check the answer (``understand(..., verify_with=...)``),
+            not to answer.
     """
 
     provider: str
@@ -190,6 +192,7 @@ class Attempt(BaseModel):
     started: float = 0.0
     waited: float = 0.0
     seconds: float = 0.0
+    verifier: bool = False
 
 
 class SentImage(BaseModel):

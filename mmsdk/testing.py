@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -106,8 +106,9 @@ class TestProvider:
         supports: first-class parameters it honours (default: all).
         options: ``options={...}`` keys it accepts.
         limits: image limits ``prepare()`` applies for it.
-        answer: fixed text for understand (default: an echo of the prompt);
-            also parsed as JSON when a schema is requested.
+        answer: fixed text for understand (default: an echo of the prompt),
+            or a function of the request returning it (answers that depend on
+            the prompt or images); also parsed as JSON when a schema is requested.
         cost_hint / speed_hint: for ``order="cheapest"`` / ``"fastest"``.
     """
 
@@ -125,7 +126,7 @@ class TestProvider:
         supports: Iterable[str] = ALL_FEATURES,
         options: Iterable[str] = ("echo",),
         limits: MediaLimits | None = None,
-        answer: str | None = None,
+        answer: str | Callable[[UnderstandRequest], str] | None = None,
         max_n: int = 4,
         cost_hint: float = 1.0,
         speed_hint: float = 1.0,
@@ -219,6 +220,8 @@ class _TestModel(Generate, Understand, Classify, Embed):
                               usage=Usage(images=len(images)))
 
     def _text(self, request: UnderstandRequest) -> str:
+        if callable(self.owner.answer):
+            return self.owner.answer(request)
         if self.owner.answer is not None:
             return self.owner.answer
         return f"echo: {request.prompt} ({len(request.images)} image(s))"

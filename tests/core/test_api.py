@@ -270,8 +270,8 @@ def test_video_frames_are_decoded_once_for_every_candidate(
 
     decoded: list[int] = []
     real = jobs.sample_frames
-    monkeypatch.setattr(jobs, "sample_frames", lambda video, count: decoded.append(count) or
-                        real(video, count))
+    monkeypatch.setattr(jobs, "sample_frames", lambda video, count, **kw: decoded.append(count)
+                        or real(video, count, **kw))
     with TestProvider("first", supports=set(), failures=[mmsdk.AuthenticationError]), \
             TestProvider("second", supports=set()) as second:
         result = mmsdk.understand("x", video=clip_path, frames=3, provider=["first:m", "second:m"])
