@@ -63,7 +63,7 @@ def main() -> None:
             if any(status.name == "palette" for status in mmsdk.providers()):
                 providers.append("palette")
             providers.append(args.clip)
-            report = mmsdk.evaluate(folder, providers, concurrency=2, resume=args.out,
+            report = mmsdk.evaluate(folder, providers=providers, concurrency=2, resume=args.out,
                                     policy=mmsdk.Policy(retries=0), progress=True)
 
     print(report.to_markdown())

@@ -1,4 +1,4 @@
-"""The ``mmsdk`` command: the same verbs as the library, plus ``providers``.
+"""The ``mmsdk`` command: the same verbs as the library, plus ``providers`` and ``eval``.
 
 Errors print one line on stderr and exit 1 (2 for usage mistakes, such as an
 ``-o`` that cannot be written: checked before anything is generated). Long
@@ -310,7 +310,7 @@ def _eval(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("matplotlib") is None:
             raise ProviderUnavailableError("--plot draws with matplotlib, which is not installed.",
                                            fix="pip install 'mmsdk[plot]'")
-    report = evaluate(args.folder, args.provider, task=args.task, prompt=args.question,
+    report = evaluate(args.folder, providers=args.provider, task=args.task, prompt=args.question,
                       template=args.template, concurrency=args.concurrency, resume=args.out,
                       options=dict(args.option) or None, progress=True)
     if args.json:

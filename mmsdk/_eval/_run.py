@@ -176,7 +176,7 @@ class _Bar:
         self.stream.flush()
 
 
-def evaluate(dataset: Any, providers: Sequence[str | Router], *, task: Task = "classify",
+def evaluate(dataset: Any, *, providers: Sequence[str | Router], task: Task = "classify",
              labels: Sequence[str] | None = None, prompt: str | None = None,
              schema: type[BaseModel] | None = None, concurrency: int = 4,
              resume: str | Path | None = None, policy: Policy | None = None,
@@ -263,7 +263,7 @@ def evaluate(dataset: Any, providers: Sequence[str | Router], *, task: Task = "c
     return plan.report()
 
 
-async def aevaluate(dataset: Any, providers: Sequence[str | Router], *,
+async def aevaluate(dataset: Any, *, providers: Sequence[str | Router],
                     task: Task = "classify", labels: Sequence[str] | None = None,
                     prompt: str | None = None, schema: type[BaseModel] | None = None,
                     concurrency: int = 4, resume: str | Path | None = None,

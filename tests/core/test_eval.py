@@ -39,7 +39,7 @@ def test_folder_labels_are_subfolders_and_every_provider_sees_every_image(pets: 
     (pets / "cat" / "notes.txt").write_text("not an image")
     (pets / ".hidden").mkdir()
     with TestProvider("one") as one, TestProvider("two") as two:
-        report = mmsdk.evaluate(pets, ["one:m", "two:m"])
+        report = mmsdk.evaluate(pets, providers=["one:m", "two:m"])
     assert report.labels == ["cat", "dog"] and report.examples == 6
     for fake in (one, two):
         assert len(fake.calls) == 6
@@ -52,7 +52,7 @@ def test_classify_accuracy_is_top1_against_the_subfolder(pets: Path) -> None:
     images = sorted(pets.rglob("*.png"))
     with TestProvider("judge"):
         direct = [mmsdk.classify(str(p), ["cat", "dog"], provider="judge:m").top[0] for p in images]
-        report = mmsdk.evaluate(pets, ["judge:m"])
+        report = mmsdk.evaluate(pets, providers=["judge:m"])
     right = sum(top == p.parent.name for top, p in zip(direct, images, strict=True))
     row = report.providers["judge:m"]
     assert (row.correct, row.answered, row.failures) == (right, 6, 0)
@@ -63,14 +63,14 @@ def test_classify_accuracy_is_top1_against_the_subfolder(pets: Path) -> None:
 
 def test_understand_exact_match_after_normalising(pets: Path) -> None:
     with TestProvider("says_cat", answer="  The CAT. ") as says_cat:
-        report = mmsdk.evaluate(pets, ["says_cat:m"], task="understand",
+        report = mmsdk.evaluate(pets, providers=["says_cat:m"], task="understand",
                                 prompt="Which animal? Answer 'the cat' or 'the dog'.",
                                 labels=None)
     # the expected answer is the subfolder name: "cat" != "the cat"
     assert report.providers["says_cat:m"].correct == 0
     examples = [(str(p), "Which animal?", f"the {p.parent.name}") for p in sorted(pets.rglob("*.png"))]
     with TestProvider("says_cat", answer="  The CAT. ") as says_cat:
-        report = mmsdk.evaluate(examples, ["says_cat:m"], task="understand")
+        report = mmsdk.evaluate(examples, providers=["says_cat:m"], task="understand")
     row = report.providers["says_cat:m"]
     assert (row.correct, row.accuracy, row.field_agreement) == (3, 0.5, None)
     assert says_cat.calls[0].prompt == "Which animal?"
@@ -90,7 +90,7 @@ def test_understand_with_a_schema_scores_field_agreement() -> None:
         {"id": "c", "image": image, "prompt": "?", "answer": {"animal": "bird", "legs": 2}},
     ]
     with TestProvider("vlm", answer='{"animal": "cat", "legs": 4}'):
-        report = mmsdk.evaluate(examples, ["vlm:m"], task="understand", schema=Pet)
+        report = mmsdk.evaluate(examples, providers=["vlm:m"], task="understand", schema=Pet)
     row = report.providers["vlm:m"]
     assert [r.agreement for r in report.results] == [1.0, 0.5, 0.0]
     assert [r.correct for r in report.results] == [True, False, False]
@@ -122,7 +122,7 @@ def test_bad_folders_are_typed_errors_before_any_call(tmp_path: Path, dataset: s
     make_folder(tmp_path / "one", {"cat": 2})
     (tmp_path / "file").write_text("x")
     with TestProvider("fake") as fake, pytest.raises(mmsdk.InvalidInputError, match=message):
-        mmsdk.evaluate(tmp_path / dataset, ["fake:m"])
+        mmsdk.evaluate(tmp_path / dataset, providers=["fake:m"])
     assert fake.calls == []
 
 
@@ -149,13 +149,13 @@ def test_bad_arguments_are_typed_errors(pets: Path, kwargs: dict, message: str) 
     arguments = {"dataset": pets, "providers": ["fake:m"]} | kwargs
     dataset, providers = arguments.pop("dataset"), arguments.pop("providers")
     with TestProvider("fake") as fake, pytest.raises(mmsdk.InvalidInputError, match=message):
-        mmsdk.evaluate(dataset, providers, **arguments)
+        mmsdk.evaluate(dataset, providers=providers, **arguments)
     assert fake.calls == []
 
 
 def test_an_unknown_provider_fails_before_any_call(pets: Path) -> None:
     with TestProvider("fake") as fake, pytest.raises(mmsdk.UnknownProviderError):
-        mmsdk.evaluate(pets, ["fake:m", "nosuchplugin:m"])
+        mmsdk.evaluate(pets, providers=["fake:m", "nosuchplugin:m"])
     assert fake.calls == []
 
 
@@ -164,7 +164,7 @@ def test_failures_are_counted_per_provider_with_their_codes(pets: Path) -> None:
     (pets / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     busy = mmsdk.RateLimitError("busy", retry_after=0)
     with TestProvider("steady"), TestProvider("flaky", failures=[busy, busy]):
-        report = mmsdk.evaluate(pets, ["steady:m", "flaky:m"], policy=NO_RETRY, concurrency=1)
+        report = mmsdk.evaluate(pets, providers=["steady:m", "flaky:m"], policy=NO_RETRY, concurrency=1)
     steady, flaky = report.providers["steady:m"], report.providers["flaky:m"]
     assert report.examples == 7
     assert (steady.failures, steady.answered) == (1, 6)
@@ -210,7 +210,7 @@ def test_the_report_arithmetic_on_injected_results() -> None:
 
 def test_latency_comes_from_each_result(pets: Path) -> None:
     with TestProvider("fake"):
-        report = mmsdk.evaluate(pets, ["fake:m"])
+        report = mmsdk.evaluate(pets, providers=["fake:m"])
     elapsed = [r.elapsed for r in report.results]
     assert all(isinstance(e, float) for e in elapsed)
     row = report.providers["fake:m"]
@@ -243,7 +243,7 @@ class Gate(TestProvider):
 @pytest.mark.parametrize("width", [1, 3], ids=["one", "three"])
 def test_concurrency_bounds_the_calls_in_flight(pets: Path, width: int) -> None:
     with Gate("gate", width) as gate:
-        report = mmsdk.evaluate(pets, ["gate:m"], concurrency=width)
+        report = mmsdk.evaluate(pets, providers=["gate:m"], concurrency=width)
     assert gate.full.is_set() and gate.most == width
     assert report.providers["gate:m"].answered == 6
 
@@ -251,8 +251,8 @@ def test_concurrency_bounds_the_calls_in_flight(pets: Path, width: int) -> None:
 async def test_async_twin_bounds_concurrency_and_scores_the_same(pets: Path) -> None:
     # two models: the async twins run each local model on its own thread, one call at a time
     with Gate("gate", 2) as gate:
-        report = await mmsdk.aevaluate(pets, ["gate:a", "gate:b"], concurrency=2)
-        again = mmsdk.evaluate(pets, ["gate:a", "gate:b"])
+        report = await mmsdk.aevaluate(pets, providers=["gate:a", "gate:b"], concurrency=2)
+        again = mmsdk.evaluate(pets, providers=["gate:a", "gate:b"])
     assert gate.most == 2 and len(gate.calls) == 24
     assert report.providers["gate:a"].correct == again.providers["gate:a"].correct
     assert [r.answer for r in report.results] == [r.answer for r in again.results]
@@ -263,17 +263,17 @@ def test_an_interrupted_run_resumes_where_it_stopped(pets: Path, tmp_path: Path)
     out = tmp_path / "eval.jsonl"
     with TestProvider("slow", failures=[None, None, None, KeyboardInterrupt]) as slow:
         with pytest.raises(KeyboardInterrupt):
-            mmsdk.evaluate(pets, ["slow:m"], resume=out, concurrency=1)
+            mmsdk.evaluate(pets, providers=["slow:m"], resume=out, concurrency=1)
         assert len(slow.calls) == 4
         assert len(out.read_text().splitlines()) == 1 + 3   # header + three answers
-        report = mmsdk.evaluate(pets, ["slow:m"], resume=out, concurrency=1)
+        report = mmsdk.evaluate(pets, providers=["slow:m"], resume=out, concurrency=1)
         assert len(slow.calls) == 4 + 3          # only the three unanswered images
         assert report.providers["slow:m"].answered == 6
-        mmsdk.evaluate(pets, ["slow:m"], resume=out)
+        mmsdk.evaluate(pets, providers=["slow:m"], resume=out)
         assert len(slow.calls) == 7              # everything done: no call at all
     without = TestProvider("slow").register()
     try:
-        fresh = mmsdk.evaluate(pets, ["slow:m"])
+        fresh = mmsdk.evaluate(pets, providers=["slow:m"])
     finally:
         without.unregister()
     assert [r.answer for r in report.results] == [r.answer for r in fresh.results]
@@ -289,13 +289,13 @@ async def test_a_cancelled_async_run_resumes(pets: Path, tmp_path: Path) -> None
             if len(seen) == 2:
                 task.cancel()
 
-        task = asyncio.ensure_future(mmsdk.aevaluate(pets, ["fake:m"], resume=out, concurrency=1,
+        task = asyncio.ensure_future(mmsdk.aevaluate(pets, providers=["fake:m"], resume=out, concurrency=1,
                                                      on_result=stop_after_two))
         with pytest.raises(asyncio.CancelledError):
             await task
         first = len(fake.calls)
         assert first >= 2
-        await mmsdk.aevaluate(pets, ["fake:m"], resume=out, concurrency=1)
+        await mmsdk.aevaluate(pets, providers=["fake:m"], resume=out, concurrency=1)
         assert len(fake.calls) == 6 + first - 2  # only the finished two were skipped
 
 
@@ -303,10 +303,10 @@ def test_resume_retries_transient_failures_and_keeps_final_ones(pets: Path, tmp_
     out = tmp_path / "eval.jsonl"
     (pets / "dog" / "broken.png").write_bytes(b"garbage")
     with TestProvider("flaky", failures=[mmsdk.RateLimitError("busy", retry_after=0)]) as flaky:
-        first = mmsdk.evaluate(pets, ["flaky:m"], resume=out, concurrency=1, policy=NO_RETRY)
+        first = mmsdk.evaluate(pets, providers=["flaky:m"], resume=out, concurrency=1, policy=NO_RETRY)
         assert first.providers["flaky:m"].failures == 2
         calls = len(flaky.calls)
-        second = mmsdk.evaluate(pets, ["flaky:m"], resume=out, concurrency=1, policy=NO_RETRY)
+        second = mmsdk.evaluate(pets, providers=["flaky:m"], resume=out, concurrency=1, policy=NO_RETRY)
     assert len(flaky.calls) == calls + 1       # the rate-limited one again, not the broken image
     assert [(e.example, e.code) for e in second.providers["flaky:m"].errors] == [
         ("dog/broken.png", "input_corrupt")]
@@ -315,9 +315,9 @@ def test_resume_retries_transient_failures_and_keeps_final_ones(pets: Path, tmp_
 def test_a_new_provider_or_example_joins_a_resumed_run(pets: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.jsonl"
     with TestProvider("a") as a, TestProvider("b") as b:
-        mmsdk.evaluate(pets, ["a:m"], resume=out)
+        mmsdk.evaluate(pets, providers=["a:m"], resume=out)
         Image.new("RGB", (9, 9), "white").save(pets / "cat" / "new.png")
-        report = mmsdk.evaluate(pets, ["a:m", "b:m"], resume=out)
+        report = mmsdk.evaluate(pets, providers=["a:m", "b:m"], resume=out)
     assert (len(a.calls), len(b.calls)) == (7, 7)
     assert report.examples == 7
 
@@ -325,15 +325,15 @@ def test_a_new_provider_or_example_joins_a_resumed_run(pets: Path, tmp_path: Pat
 def test_resume_refuses_another_evaluations_file(pets: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.jsonl"
     with TestProvider("fake") as fake:
-        mmsdk.evaluate(pets, ["fake:m"], resume=out)
+        mmsdk.evaluate(pets, providers=["fake:m"], resume=out)
         with pytest.raises(mmsdk.InvalidInputError, match=r"different evaluation.*labels"):
-            mmsdk.evaluate(pets, ["fake:m"], resume=out, labels=["cat", "dog", "bird"])
+            mmsdk.evaluate(pets, providers=["fake:m"], resume=out, labels=["cat", "dog", "bird"])
         other = tmp_path / "notes.txt"
         other.write_text("my notes\n")
         with pytest.raises(mmsdk.InvalidInputError, match="not an mmsdk eval results file"):
-            mmsdk.evaluate(pets, ["fake:m"], resume=other)
+            mmsdk.evaluate(pets, providers=["fake:m"], resume=other)
         with pytest.raises(mmsdk.InvalidInputError, match="is a folder"):
-            mmsdk.evaluate(pets, ["fake:m"], resume=tmp_path)
+            mmsdk.evaluate(pets, providers=["fake:m"], resume=tmp_path)
         assert other.read_text() == "my notes\n"
         assert len(fake.calls) == 6
 
@@ -341,12 +341,12 @@ def test_resume_refuses_another_evaluations_file(pets: Path, tmp_path: Path) -> 
 def test_a_line_cut_short_is_ignored(pets: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.jsonl"
     with TestProvider("fake") as fake:
-        mmsdk.evaluate(pets, ["fake:m"], resume=out)
+        mmsdk.evaluate(pets, providers=["fake:m"], resume=out)
         lines = out.read_text().splitlines()
         out.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])  # killed mid-write
-        mmsdk.evaluate(pets, ["fake:m"], resume=out)
+        mmsdk.evaluate(pets, providers=["fake:m"], resume=out)
         assert len(fake.calls) == 7
-        mmsdk.evaluate(pets, ["fake:m"], resume=out)
+        mmsdk.evaluate(pets, providers=["fake:m"], resume=out)
         assert len(fake.calls) == 7
     records = [json.loads(line) for line in out.read_text().splitlines()[1:] if line[-1] == "}"]
     assert len(records) == 6 and {r["example"] for r in records} == {
@@ -356,7 +356,7 @@ def test_a_line_cut_short_is_ignored(pets: Path, tmp_path: Path) -> None:
 # -- report outputs ----------------------------------------------------------------------------
 def test_markdown_and_plot(pets: Path, tmp_path: Path) -> None:
     with TestProvider("a"), TestProvider("b"):
-        report = mmsdk.evaluate(pets, ["a:m", "b:m"])
+        report = mmsdk.evaluate(pets, providers=["a:m", "b:m"])
     table = report.to_markdown()
     assert table.splitlines()[0] == ("| provider | accuracy | latency p50 | latency p95 | "
                                      "cost (USD) | cost / example | failures |")
@@ -372,7 +372,7 @@ def test_markdown_and_plot(pets: Path, tmp_path: Path) -> None:
 def test_plot_without_matplotlib_says_what_to_install(pets: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     with TestProvider("a"):
-        report = mmsdk.evaluate(pets, ["a:m"])
+        report = mmsdk.evaluate(pets, providers=["a:m"])
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
