@@ -43,7 +43,7 @@ _LAZY = {
     "preload": "_api", "apreload": "_api", "ImageInput": "_api",
     "providers": "_providers", "ProviderStatus": "_providers",
     "reset_health": "_health", "ProviderHealth": "_health",
-    "Policy": "_policy", "ModelDeprecationWarning": "_clock",
+    "Policy": "_policy", "ModelDeprecationWarning": "_clock", "Cache": "_cache",
     "configure": "_settings", "Settings": "_settings",
     "TextStream": "_stream", "AsyncTextStream": "_stream",
     "Attempt": "_types", "Capability": "_types", "ClassifyResult": "_types",
@@ -54,7 +54,7 @@ _LAZY = {
 
 __all__ = [
     "AllProvidersFailedError", "AsyncTextStream", "Attempt", "AuthenticationError",
-    "CancelledError", "Capability", "CapabilityError", "CircuitOpenError", "ClassifyResult",
+    "Cache", "CancelledError", "Capability", "CapabilityError", "CircuitOpenError", "ClassifyResult",
     "ContentPolicyError", "EmbedResult", "GenerateResult", "ImageInput", "InvalidInputError",
     "MMSDKError", "ModelDeprecationWarning", "OutputValidationError", "Policy",
     "ProviderConnectionError", "ProviderError", "ProviderHealth", "ProviderServerError",
@@ -98,6 +98,7 @@ if TYPE_CHECKING:
         understand,
         unload,
     )
+    from ._cache import Cache
     from ._clock import ModelDeprecationWarning
     from ._eval import EvalReport, aevaluate, evaluate
     from ._health import ProviderHealth, reset_health

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, Union, overload
 from pydantic import BaseModel
 
 from ._build import classify_job, embed_job, generate_job, light_inputs, understand_job
+from ._cache import Cache, as_cache
 from ._errors import (
     CapabilityError,
     InvalidInputError,
@@ -87,6 +88,8 @@ class Router:
             from errors and logs and never shown by ``repr``. Naming a plugin
             that takes no per-router key makes it a skipped candidate (a
             :class:`CapabilityError`).
+        cache: a folder path or a :class:`mmsdk.Cache` where this router keeps
+            the results of repeatable calls (default: ``mmsdk.configure(cache=...)``).
 
     Example:
         >>> router = mmsdk.Router(["openai:gpt-5.5", "local:llava"],
@@ -99,7 +102,8 @@ class Router:
                  policy: Policy | None = None, *,
                  on_attempt: Callable[[Attempt], Any] | None = None,
                  credentials: Mapping[str, str] | None = None,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None,
+                 cache: str | os.PathLike[str] | Cache | None = None) -> None:
         if isinstance(providers, str):
             providers = [providers]
         if providers is not None and (not isinstance(providers, (list, tuple)) or not providers
@@ -113,6 +117,7 @@ class Router:
             raise InvalidInputError("on_attempt must be a function of one Attempt, got "
                                     f"{type(on_attempt).__name__}.")
         self._credentials = _Credentials(credentials)
+        self._cache = as_cache(cache, "Router cache")
         self.providers = list(providers) if providers is not None else None
         self._policy = policy
         self._on_attempt = on_attempt
@@ -148,7 +153,8 @@ class Router:
     def _context(self) -> RouteContext:
         configured = get_settings().on_attempt
         hooks = tuple(h for h in (self._on_attempt, configured) if h is not None)
-        return RouteContext(budgets=self._budgets, hooks=hooks)
+        cache = self._cache if self._cache is not None else get_settings().cache
+        return RouteContext(budgets=self._budgets, hooks=hooks, cache=cache)
 
     def health(self) -> dict[str, ProviderHealth]:
         """Breaker state of every provider called so far, under this router's policy.

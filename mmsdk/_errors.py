@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ._redact import redact
 
 if TYPE_CHECKING:
-    from ._types import Attempt
+    from ._types import Attempt, Usage
 
 __all__ = [
     "AllProvidersFailedError",
@@ -270,9 +270,12 @@ class OutputValidationError(ProviderError):
 
     Attributes:
         text: the raw answer, for inspection.
+        usage: what that answer consumed (it was billed; routing counts it in
+            the call's ``usage.cost_usd``), where the provider reported it.
     """
 
     code = "invalid_output"
+    usage: Usage | None = None
 
     def __init__(self, message: str, *, provider: str | None = None, text: str = "") -> None:
         super().__init__(message, provider=provider)

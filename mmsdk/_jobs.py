@@ -286,10 +286,12 @@ def validate_structured(result: UnderstandResult, request: UnderstandRequest,
         result.data = schema.model_validate(json.loads(payload)) if result.data is None \
             else schema.model_validate(result.data)
     except (ValueError, ValidationError) as exc:
-        raise OutputValidationError(
+        error = OutputValidationError(
             f"{provider}'s answer does not match {schema.__name__}: {exc}. The raw answer is "
             "in .text; try a more capable model or a simpler schema.",
-            provider=provider, text=text) from None
+            provider=provider, text=text)
+        error.usage = result.usage  # the answer was billed: routing counts it in cost_usd
+        raise error from None
     return result
 
 

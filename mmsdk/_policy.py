@@ -16,7 +16,9 @@ class Policy(BaseModel):
 
     Attributes:
         order: ``"given"`` (list order), ``"local_first"``, ``"cloud_first"``,
-            ``"cheapest"`` or ``"fastest"`` (by the providers' declared hints).
+            ``"cheapest"`` (by the call's estimated cost, from the providers'
+            prices; unknown prices last, ties by ``cost_hint``) or ``"fastest"``
+            (by the providers' declared ``speed_hint``).
         local_only: skip every provider that would send data off this machine.
         timeout: seconds per attempt, counted from its start (waiting for a
             busy local model and loading it included), passed down to the
@@ -46,7 +48,9 @@ class Policy(BaseModel):
             transient failures fall back at once. ``None`` disables it.
         max_cost_usd: skip providers whose estimated cost for the call exceeds
             this (estimated with ``max_tokens``, or 1,024 output tokens when
-            unset), and providers whose price is unknown.
+            unset; see "Costs and budgets" in the README), and providers whose
+            price is unknown. Each skip is an attempt saying why. A cached
+            answer is served whatever its provider's estimate (it costs nothing).
         lenient: drop first-class options a provider cannot honour and report
             them in ``result.warnings`` instead of raising ``CapabilityError``.
 

@@ -31,6 +31,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._cache import cache_key, restored, stored
+from ._cost import cost_of, estimate, price_of
 from ._errors import (
     AllProvidersFailedError,
     CancelledError,
@@ -52,7 +54,7 @@ from ._policy import Policy
 from ._registry import Registry, Replica, Resolved
 from ._types import Attempt
 
-__all__ = ["Opened", "RouteContext", "aexecute", "bounded", "execute"]
+__all__ = ["Opened", "RouteContext", "aexecute", "bounded", "cheapest", "execute"]
 
 logger = logging.getLogger("mmsdk.routing")
 
@@ -75,6 +77,13 @@ class _Call:
 @dataclass
 class _Sleep:
     seconds: float
+
+
+@dataclass
+class _Lookup:
+    """Look *bound* up in the cache (the drivers run it: disk I/O stays off the loop)."""
+
+    bound: Bound
 
 
 @dataclass
@@ -136,6 +145,8 @@ class RouteContext:
             candidates that carry no credential of their own (a candidate made
             with a per-router key is kept apart by its ``Resolved.credential``).
         hooks: ``on_attempt`` callbacks (the router's and the configured one).
+        cache: the :class:`mmsdk.Cache` repeatable calls are looked up in and
+            stored to (``None``: no cache).
         verifier: this call cross-checks another (``verify_with=``): its
             attempts are marked ``Attempt.verifier``.
     """
@@ -144,6 +155,7 @@ class RouteContext:
     book: HealthBook = field(default_factory=health_book)
     credential: Hashable = None
     hooks: Sequence[Callable[[Attempt], Any]] = ()
+    cache: Any = None
     verifier: bool = False
 
 
@@ -165,6 +177,9 @@ class _Run:
     _ids: Any = field(default_factory=lambda: iter(range(1 << 62)))
     _observer: CallObserver | None = None
     _pools: dict[str, _Pool] | None = None  # provider -> its pool's state (pools only)
+    _keys: dict[int, str] = field(default_factory=dict)  # id(bound) -> its cache key
+    _billed: list[tuple[Any, float | None]] = field(default_factory=list)  # (result, cost)
+    _to_store: tuple[str, Any] | None = None  # (key, result) once a call answered
 
     def __post_init__(self) -> None:
         self._observer = CallObserver(self.job.capability, self.context.hooks, self.started)
@@ -262,6 +277,20 @@ class _Run:
             return _SKIPPED
         if isinstance(outcome, BaseException):
             raise outcome
+        if self.context.cache is not None and not self.streaming:
+            hit = yield _Lookup(outcome)
+            if hit is not None:
+                if replicas:
+                    self._drop_pool(provider)
+                self._record(provider, "ok", time.monotonic(), 0.0, usage=_usage(hit))
+                self._billed.append((hit, 0.0))
+                return (hit, outcome)
+        over = self._over_budget(resolved)
+        if over is not None:
+            if replicas:
+                self._drop_pool(provider)
+            self._skip(provider, over)
+            return _SKIPPED
         if replicas:
             pool.bound = outcome
             try:
@@ -313,8 +342,10 @@ class _Run:
                                     threshold=policy.breaker_threshold)
                 self._record(provider, "ok", began, seconds, waited=waited,
                              usage=_usage(outcome[0]))
+                self._bill(bound.resolved, outcome[0])
                 return outcome
             error = self._normalise(outcome, provider, timeout, request)
+            self._bill_error(bound.resolved, error)
             context.book.settle(provider, credential, failed=_counts(error),
                                 threshold=policy.breaker_threshold)
             skipped = isinstance(error, ProviderUnavailableError)
@@ -441,8 +472,10 @@ class _Run:
                 book.settle(key, credential, failed=False, threshold=threshold)
                 self._record(provider, "ok", began, seconds, waited=waited,
                              usage=_usage(outcome[0]), endpoint=replica.shown)
+                self._bill(resolved, outcome[0])
                 return outcome
             error = self._normalise(outcome, provider, timeout, request)
+            self._bill_error(resolved, error)
             book.settle(key, credential, failed=_counts(error), threshold=threshold)
             skipped = isinstance(error, ProviderUnavailableError)
             self._record(provider, "skipped" if skipped else "error", began, seconds,
@@ -581,11 +614,90 @@ class _Run:
         self._end(None)
         elapsed = time.monotonic() - self.started
         attempts = self.ordered_attempts()
-        for item in result if isinstance(result, list) else [result]:
-            finish(item, bound)
+        items = result if isinstance(result, list) else [result]
+        fresh = not items[0].cached
+        key = self._keys.get(id(bound))
+        if fresh and key is not None:
+            self._to_store = (key, result)
+        costs = self._costs(result, bound)
+        for item, cost in zip(items, costs, strict=True):
+            if not item.cached:
+                finish(item, bound)
             item.attempts = list(attempts)
             item.elapsed = elapsed
+            item.usage.cost_usd = cost
         return result
+
+    # -- costs ---------------------------------------------------------------------
+    def _bill(self, resolved: Resolved, result: Any) -> None:
+        """Count an answer that came back (the call was billed, whoever wins)."""
+        if self.streaming:  # a stream's answer is counted when it ends (stream_cost)
+            return
+        price = price_of(resolved)
+        capability = self.job.capability
+        costs = [cost_of(item.usage, price, capability)
+                 for item in (result if isinstance(result, list) else [result])]
+        self._billed.append((result, None if None in costs else sum(c or 0.0 for c in costs)))
+
+    def _bill_error(self, resolved: Resolved, error: MMSDKError) -> None:
+        """Count a failed attempt whose answer arrived (billed) but was rejected."""
+        usage = getattr(error, "usage", None)
+        if usage is not None:
+            self._billed.append((error, cost_of(usage, price_of(resolved), self.job.capability)))
+
+    def _costs(self, result: Any, bound: Bound) -> list[float | None]:
+        """``usage.cost_usd`` for each item of *result*: its own cost, plus on the first
+        one what the call's other billed attempts cost (retries, hedges, rejected answers)."""
+        items = result if isinstance(result, list) else [result]
+        price = price_of(bound.resolved)
+        capability = self.job.capability
+        costs = [0.0 if item.cached else cost_of(item.usage, price, capability)
+                 for item in items]
+        others = [cost for billed, cost in list(self._billed) if billed is not result]
+        if others:
+            first = costs[0]
+            costs[0] = None if first is None or None in others else \
+                first + sum(c or 0.0 for c in others)
+        return costs
+
+    def stream_cost(self, final: Any, bound: Bound) -> float | None:
+        """``usage.cost_usd`` of a stream's whole answer (and the attempts billed before it)."""
+        return self._costs(final, bound)[0]
+
+    def _over_budget(self, resolved: Resolved) -> MMSDKError | None:
+        """Why *resolved* is skipped under ``Policy(max_cost_usd=...)``, or ``None``."""
+        limit = self.policy.max_cost_usd
+        if limit is None:
+            return None
+        provider = resolved.provider
+        guess = estimate(self.job, resolved)
+        if guess is None:
+            return CapabilityError(
+                f"{provider} is skipped: its price is unknown and the policy has "
+                f"max_cost_usd={limit}. Give it one with mmsdk.configure(prices={{{provider!r}: "
+                "{...}}) or drop max_cost_usd.", provider=provider)
+        if guess > limit:
+            return CapabilityError(
+                f"{provider} is skipped: the call's estimated cost ${guess:.6f} exceeds "
+                f"max_cost_usd={limit}. Raise the budget, shorten the prompt or set "
+                "max_tokens.", provider=provider)
+        return None
+
+    # -- cache -----------------------------------------------------------------------
+    def lookup(self, bound: Bound) -> Any:
+        """The stored result for *bound*, marked cached, or ``None`` (a miss)."""
+        key = cache_key(self.job.capability, bound)
+        if key is None:
+            return None
+        self._keys[id(bound)] = key
+        value = self.context.cache.get(key)
+        return None if value is None else restored(value, bound.request)
+
+    def store(self) -> None:
+        """Keep the answer of a repeatable call (after it was handed over)."""
+        pending, self._to_store = self._to_store, None
+        if pending is not None:
+            self.context.cache.set(pending[0], stored(pending[1]))
 
 
 def _circuit_open(provider: str, retry_in: float | None) -> CircuitOpenError:
@@ -653,6 +765,9 @@ def _drive(steps: Steps, run: _Run) -> Any:
         if isinstance(step, _Bind):
             outcome = _bind(run, step.resolved)
             continue
+        if isinstance(step, _Lookup):
+            outcome = run.lookup(step.bound)
+            continue
         try:
             model = run.registry.model(step.bound.resolved)
             check_model(model, capability, step.bound.resolved.provider)
@@ -712,6 +827,9 @@ async def _adrive(steps: Steps, run: _Run) -> Any:
             continue
         if isinstance(step, _Bind):
             outcome = await _abind(run, step.resolved)
+            continue
+        if isinstance(step, _Lookup):
+            outcome = await asyncio.to_thread(run.lookup, step.bound)
             continue
         try:
             model = await _amodel(run, step.bound.resolved)
@@ -841,11 +959,16 @@ def execute(job: Job, candidates: Candidates, policy: Policy, registry: Registry
             *, streaming: bool = False, started: float | None = None,
             context: RouteContext | None = None) -> Any:
     """Run *job* on the first candidate that succeeds (sync)."""
+    if policy.order == "cheapest":
+        candidates = cheapest(job, candidates)
     run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic(),
                context or RouteContext())
     if policy.hedge_after is not None and not streaming and _hedges(candidates):
-        return _hedged(run)
-    return _drive(run.sequential(), run)
+        result = _hedged(run)
+    else:
+        result = _drive(run.sequential(), run)
+    run.store()
+    return result
 
 
 async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
@@ -857,11 +980,30 @@ async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: R
     flight is cancelled (local work stops at its next step) and recorded as
     ``"abandoned"``.
     """
+    if policy.order == "cheapest":
+        candidates = cheapest(job, candidates)
     run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic(),
                context or RouteContext())
     hedged = policy.hedge_after is not None and not streaming and _hedges(candidates)
     work = _ahedged(run) if hedged else _adrive(run.sequential(), run)
     try:
-        return await bounded(work, run.remaining())
+        result = await bounded(work, run.remaining())
     except TimeoutError:
         raise run.deadline_passed() from None
+    if run._to_store is not None:
+        await asyncio.to_thread(run.store)
+    return result
+
+
+def cheapest(job: Job, candidates: Candidates) -> Candidates:
+    """*candidates* by the estimated cost of *job* (unknown prices, then skips, last).
+
+    The sort is stable: equal estimates keep the order they came in (by ``cost_hint``).
+    """
+    def key(candidate: Resolved | MMSDKError) -> tuple[int, float]:
+        if isinstance(candidate, MMSDKError):
+            return (2, 0.0)
+        guess = estimate(job, candidate)
+        return (1, 0.0) if guess is None else (0, guess)
+
+    return sorted(candidates, key=key)

@@ -55,6 +55,13 @@ class Settings:
             may load; ``None``: all of them, ``[]``: none. Also set by
             ``MMSDK_PLUGINS=name,name`` (empty: none). Plugins registered at run time
             with ``register_plugin`` are not affected.
+        prices: ``{"PLUGIN:MODEL": {"input_per_mtok": ..., ...}}``: prices in US
+            dollars that replace (or add to) the plugins' tables for those models
+            (keys as :class:`mmsdk.Price`). ``usage.cost_usd``, ``Policy(max_cost_usd=...)``
+            and ``order="cheapest"`` use them.
+        cache: where results of repeatable calls are kept: a folder path, a
+            :class:`mmsdk.Cache` (to bound its size), or ``None`` (no cache).
+            ``Router(cache=...)`` overrides it per router.
     """
 
     max_input_bytes: int = 50 * 1024 * 1024
@@ -71,6 +78,8 @@ class Settings:
     policy: Any = None
     on_attempt: Any = None
     plugins: tuple[str, ...] | None = field(default_factory=_env_plugins)
+    prices: dict[str, Any] = field(default_factory=dict)
+    cache: Any = None
 
     def __post_init__(self) -> None:
         for name, hint in _hints().items():
@@ -111,6 +120,18 @@ def _check(name: str, hint: Any, value: Any) -> Any:
         return value
     if name == "plugins":
         return None if value is None else _strings(name, value)
+    if name == "prices":
+        if value == {}:
+            return value
+        from ._cost import check_prices
+
+        return check_prices(value)
+    if name == "cache":
+        if value is None:
+            return None
+        from ._cache import as_cache
+
+        return as_cache(value, "Setting cache")
     if name == "policy":
         from ._policy import Policy
 

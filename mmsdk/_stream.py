@@ -84,6 +84,7 @@ class _StreamState:
             error.partial_text = "".join(self._chunks)
             raise
         finish(final, bound)
+        final.usage.cost_usd = run.stream_cost(final, bound)
         final.attempts = run.ordered_attempts()
         final.elapsed = time.monotonic() - run.started
         self.result = final

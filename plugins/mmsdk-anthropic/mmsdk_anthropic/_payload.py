@@ -97,9 +97,16 @@ def _text(message: Any) -> str:
 
 
 def usage(message: Any, images: int) -> Usage:
-    """Token counts of a complete ``Message``."""
-    return Usage(input_tokens=message.usage.input_tokens,
-                 output_tokens=message.usage.output_tokens, images=images)
+    """Token counts of a complete ``Message``.
+
+    Anthropic's ``input_tokens`` leaves out cache reads and writes; mmsdk's counts
+    every input token, with cache reads also in ``cached_input_tokens``.
+    """
+    counts = message.usage
+    read = getattr(counts, "cache_read_input_tokens", None)
+    written = getattr(counts, "cache_creation_input_tokens", None)
+    return Usage(input_tokens=counts.input_tokens + (read or 0) + (written or 0),
+                 cached_input_tokens=read, output_tokens=counts.output_tokens, images=images)
 
 
 def understand_result(message: Any, provider: str, images: int) -> UnderstandResult:

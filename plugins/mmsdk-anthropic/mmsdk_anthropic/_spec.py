@@ -20,6 +20,7 @@ from mmsdk.plugin import (
     missing_packages,
 )
 
+from ._prices import price
 from ._settings import API_KEY_ENV, connection, default_model
 
 __all__ = ["LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "NAME", "check", "deprecation_warning",
@@ -129,7 +130,8 @@ def describe(model: str) -> ModelInfo:
     """Capabilities and limits of one Claude model (all current ones take images)."""
     cost, speed = _hints(model)
     return ModelInfo(capabilities=frozenset(CAPABILITIES), supports=SUPPORTS, options=OPTIONS,
-                     limits=LIMITS, local=False, cost_hint=cost, speed_hint=speed)
+                     limits=LIMITS, local=False, cost_hint=cost, speed_hint=speed,
+                     price=price(model))
 
 
 def _check_package() -> Availability:

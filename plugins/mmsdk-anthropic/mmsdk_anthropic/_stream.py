@@ -26,6 +26,7 @@ class StreamAccumulator:
         self.images = images
         self.parts: list[str] = []
         self.input_tokens: int | None = None
+        self.cache: dict[str, int] = {}  # cache reads and writes, which input_tokens leaves out
         self.output_tokens: int | None = None
         self.stop_reason: str | None = None
         self.stopped = False
@@ -61,6 +62,9 @@ class StreamAccumulator:
             self.input_tokens = usage.input_tokens
         if getattr(usage, "output_tokens", None) is not None:
             self.output_tokens = usage.output_tokens
+        for name in ("cache_read_input_tokens", "cache_creation_input_tokens"):
+            if getattr(usage, name, None) is not None:
+                self.cache[name] = getattr(usage, name)
 
     def result(self) -> UnderstandResult:
         """The whole answer.
@@ -74,5 +78,7 @@ class StreamAccumulator:
                 "incomplete.", provider=self.provider)
         return UnderstandResult(
             text="".join(self.parts), finish_reason=self.stop_reason, model=self.model,
-            usage=Usage(input_tokens=self.input_tokens, output_tokens=self.output_tokens,
-                        images=self.images))
+            usage=Usage(input_tokens=None if self.input_tokens is None else
+                        self.input_tokens + sum(self.cache.values()),
+                        cached_input_tokens=self.cache.get("cache_read_input_tokens"),
+                        output_tokens=self.output_tokens, images=self.images))

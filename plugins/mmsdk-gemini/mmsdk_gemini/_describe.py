@@ -7,6 +7,8 @@ from typing import Literal
 
 from mmsdk.plugin import Capability, MediaLimits, ModelInfo, ModelLifecycle
 
+from ._prices import price
+
 __all__ = ["LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "RETIRED", "Family", "describe", "family",
            "lifecycle"]
 
@@ -76,10 +78,12 @@ def describe(model: str) -> ModelInfo:
     kind = family(model)
     if kind == "imagen":
         return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=_IMAGEN_SUPPORTS,
-                         options=_IMAGEN_OPTIONS, limits=LIMITS, max_n=4, cost_hint=2.0)
+                         options=_IMAGEN_OPTIONS, limits=LIMITS, max_n=4, cost_hint=2.0,
+                         price=price(model))
     if kind == "image":
         return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=_IMAGE_SUPPORTS,
-                         options=_IMAGE_OPTIONS, limits=LIMITS, max_n=1, cost_hint=2.0)
+                         options=_IMAGE_OPTIONS, limits=LIMITS, max_n=1, cost_hint=2.0,
+                         price=price(model))
     return ModelInfo(capabilities=frozenset({Capability.UNDERSTAND, Capability.CLASSIFY}),
                      supports=_TEXT_SUPPORTS, options=_TEXT_OPTIONS, limits=LIMITS,
-                     cost_hint=0.5 if "flash" in model else 1.0)
+                     cost_hint=0.5 if "flash" in model else 1.0, price=price(model))

@@ -82,7 +82,8 @@ def _usage(response: types.GenerateContentResponse, images: int | None) -> Usage
     output = meta.candidates_token_count
     if meta.thoughts_token_count:  # thinking tokens are billed as output
         output = (output or 0) + meta.thoughts_token_count
-    return Usage(input_tokens=meta.prompt_token_count, output_tokens=output, images=images)
+    return Usage(input_tokens=meta.prompt_token_count, output_tokens=output, images=images,
+                 cached_input_tokens=meta.cached_content_token_count)  # part of the prompt count
 
 
 def _finish(response: types.GenerateContentResponse) -> str | None:

@@ -119,8 +119,9 @@ def _refused(provider: str, refusal: str | None, finish_reason: str | None) -> N
 def _usage(usage: Any, images: int) -> Usage:
     if usage is None:
         return Usage(images=images)
+    details = getattr(usage, "prompt_tokens_details", None)  # prompt_tokens includes cached ones
     return Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens,
-                 images=images)
+                 cached_input_tokens=getattr(details, "cached_tokens", None), images=images)
 
 
 def answer_from(response: Any, provider: str, images: int) -> tuple[UnderstandResult, Any]:

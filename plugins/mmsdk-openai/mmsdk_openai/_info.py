@@ -8,6 +8,7 @@ from functools import lru_cache
 from mmsdk.plugin import Capability, MediaLimits, ModelInfo
 
 from ._config import is_image_model
+from ._prices import price
 
 __all__ = [
     "CHAT_OPTIONS",
@@ -65,11 +66,12 @@ def describe_openai(model: str) -> ModelInfo:
     if is_image_model(model):
         return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=IMAGE_SUPPORTS,
                          options=IMAGE_OPTIONS, limits=IMAGE_EDIT_LIMITS,
-                         max_n=MAX_IMAGES_PER_CALL, local=False, cost_hint=4.0, speed_hint=8.0)
+                         max_n=MAX_IMAGES_PER_CALL, local=False, cost_hint=4.0, speed_hint=8.0,
+                         price=price(model))
     return ModelInfo(capabilities=frozenset({Capability.UNDERSTAND, Capability.CLASSIFY}),
                      supports=REASONING_SUPPORTS if is_reasoning(model) else CHAT_SUPPORTS,
                      options=CHAT_OPTIONS, limits=OPENAI_CHAT_LIMITS,
-                     local=False, cost_hint=2.0, speed_hint=2.0)
+                     local=False, cost_hint=2.0, speed_hint=2.0, price=price(model))
 
 
 # Image servers (SGLang Diffusion, vLLM-Omni): what their /v1/images/generations reads
