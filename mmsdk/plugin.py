@@ -27,6 +27,15 @@ Keep registration cheap: import SDKs, torch and models inside the factory.
 """
 
 from ._clock import EndOfLife, ModelDeprecationWarning, ModelLifecycle, today
+from ._cloud import (
+    ClientCache,
+    CloudSettings,
+    Connection,
+    ErrorBoundary,
+    PluginSettings,
+    Translate,
+    safe_fetch,
+)
 from ._errors import (
     AllProvidersFailedError,
     AuthenticationError,
@@ -78,7 +87,8 @@ from ._video import VideoInput
 
 __all__ = [
     "AllProvidersFailedError", "AuthenticationError", "Availability", "CancelledError",
-    "Capability",
+    "Capability", "ClientCache", "CloudSettings", "Connection", "ErrorBoundary",
+    "PluginSettings", "Translate", "safe_fetch",
     "CapabilityError", "CircuitOpenError", "Classify", "ClassifyRequest", "ClassifyResult",
     "ContentPolicyError",
     "Embed", "EmbedRequest", "EmbedResult", "EndOfLife", "Generate", "GenerateRequest",

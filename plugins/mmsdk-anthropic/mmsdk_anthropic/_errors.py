@@ -21,29 +21,27 @@ What escapes the SDK with its retries off (see FIELD_NOTES), and where it goes::
     any other anthropic.AnthropicError        -> ProviderError
 
 A 429, 503 or 529 keeps its ``retry-after-ms`` / ``Retry-After`` as ``retry_after``.
-The mapped error is raised with no ``__cause__`` and no ``__context__``
-(:func:`mmsdk.plugin.raise_mapped`): the SDK's exception holds the request,
+The mapped error is raised by :class:`mmsdk.plugin.ErrorBoundary`, with no
+``__cause__`` and no ``__context__``: the SDK's exception holds the request,
 whose ``x-api-key`` header is the key.
 """
 
 from __future__ import annotations
 
 import re
-from types import TracebackType
 from typing import Any
 
 from mmsdk.plugin import (
+    ErrorBoundary,
     MMSDKError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
     error_for_status,
-    error_for_transport,
     parse_retry_after,
-    raise_mapped,
 )
 
-__all__ = ["ErrorBoundary", "map_exception"]
+__all__ = ["boundary", "map_exception"]
 
 # The ``error.type`` of an error body (or stream event), as the status it stands for.
 _STATUS_FOR_TYPE = {
@@ -78,7 +76,7 @@ def map_exception(exc: BaseException, provider: str) -> MMSDKError | None:
                                 provider=provider)
     if isinstance(exc, anthropic.AnthropicError):
         return ProviderError(f"{provider} failed: {type(exc).__name__}: {exc}", provider=provider)
-    return error_for_transport(exc, provider=provider)
+    return None  # the kit's boundary maps transport and json errors
 
 
 def _cause(exc: BaseException) -> str:
@@ -102,23 +100,6 @@ def _status_error(exc: Any, provider: str) -> ProviderError:
                             retry_after=parse_retry_after(headers), policy=policy)
 
 
-class ErrorBoundary:
-    """``with ErrorBoundary(provider):`` around every SDK call and stream iteration.
-
-    Raises the mapped mmsdk error, unchained from the original; mmsdk errors,
-    and exceptions that are not the SDK's, its transport's or json's, pass through.
-    """
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-
-    def __enter__(self) -> ErrorBoundary:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if exc is None or isinstance(exc, MMSDKError) or not isinstance(exc, Exception):
-            return
-        mapped = map_exception(exc, self.provider)
-        if mapped is not None:
-            raise_mapped(mapped)
+def boundary(provider: str) -> ErrorBoundary:
+    """``with boundary(provider):`` around every SDK call and stream iteration."""
+    return ErrorBoundary(provider, map_exception)

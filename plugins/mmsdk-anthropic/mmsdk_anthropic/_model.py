@@ -10,6 +10,7 @@ from mmsdk.plugin import (
     Classify,
     ClassifyRequest,
     ClassifyResult,
+    ErrorBoundary,
     ModelInfo,
     PreparedImage,
     StreamEvent,
@@ -20,7 +21,7 @@ from mmsdk.plugin import (
 )
 
 from ._clients import Clients
-from ._errors import ErrorBoundary
+from ._errors import boundary
 from ._payload import answer_text, classify_params, understand_params, understand_result, usage
 from ._spec import lifecycle_notes
 from ._stream import StreamAccumulator
@@ -54,7 +55,7 @@ class AnthropicModel(Understand, Classify):
         self._clients.close()
 
     def _boundary(self) -> ErrorBoundary:
-        return ErrorBoundary(self.provider)
+        return boundary(self.provider)
 
     @staticmethod
     def _timeout(request: UnderstandRequest | ClassifyRequest) -> float:

@@ -20,7 +20,6 @@ router's own key instead (not with a Vertex AI project). Imagen models (``gemini
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from mmsdk.plugin import Availability, Model, ProviderSpec, add_secret, hookimpl
@@ -42,10 +41,7 @@ __all__ = ["GeminiSettings", "configure", "describe", "get_settings", "provider_
 def _factory(model: str, api_key: str | None = None) -> Model:
     from ._model import GeminiModel  # the SDK is imported on first use only
 
-    settings = get_settings()
-    if api_key is not None:
-        settings = replace(settings, api_key=api_key)
-    return GeminiModel(f"gemini:{model}", describe(model), model, settings)
+    return GeminiModel(f"gemini:{model}", describe(model), model, api_key=api_key)
 
 
 def provider_spec(api_key: str | None = None) -> ProviderSpec:

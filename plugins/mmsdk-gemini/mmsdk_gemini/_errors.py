@@ -17,7 +17,7 @@ What escapes google-genai (with retries off)::
 
 mmsdk errors raised inside (safety blocks, missing images) pass through.
 Nothing raw leaves, and the raw exception is not chained, not even as
-``__context__`` (:func:`mmsdk.plugin.raise_mapped`): httpx2's request objects
+``__context__`` (:class:`mmsdk.plugin.ErrorBoundary`): httpx2's request objects
 hold the ``x-goog-api-key`` header. A 429, 503 or 529 keeps its ``Retry-After``
 as ``retry_after``.
 """
@@ -25,12 +25,12 @@ as ``retry_after``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from mmsdk.plugin import (
     AuthenticationError,
+    ErrorBoundary,
     MMSDKError,
     ProviderConnectionError,
     ProviderError,
@@ -41,7 +41,6 @@ from mmsdk.plugin import (
     error_for_status,
     error_for_transport,
     parse_retry_after,
-    raise_mapped,
 )
 
 __all__ = ["gemini_errors", "translate"]
@@ -49,18 +48,9 @@ __all__ = ["gemini_errors", "translate"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
-@contextmanager
-def gemini_errors(provider: str) -> Iterator[None]:
-    """Map every SDK or transport exception raised inside to the mmsdk tree."""
-    try:
-        yield
-    except MMSDKError:
-        raise
-    except Exception as exc:
-        mapped = translate(exc, provider)
-        if mapped is None:
-            raise
-        raise_mapped(mapped)
+def gemini_errors(provider: str) -> ErrorBoundary:
+    """``with gemini_errors(provider):`` maps every SDK or transport exception raised inside."""
+    return ErrorBoundary(provider, translate)
 
 
 def translate(exc: BaseException, provider: str) -> MMSDKError | None:

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
+from google import genai
 from google.genai import types
 
 from mmsdk.plugin import (
@@ -19,6 +20,8 @@ from mmsdk.plugin import (
     Classify,
     ClassifyRequest,
     ClassifyResult,
+    Connection,
+    ErrorBoundary,
     Generate,
     GenerateRequest,
     GenerateResult,
@@ -30,10 +33,10 @@ from mmsdk.plugin import (
 )
 
 from . import _build, _media, _parse
-from ._client import custom_base_url, make_client
+from ._client import client_cache, gemini_connection
 from ._describe import family, lifecycle
 from ._errors import gemini_errors
-from ._settings import GeminiSettings, use_vertex
+from ._settings import SETTINGS, GeminiSettings, use_vertex
 
 __all__ = ["GeminiModel"]
 
@@ -51,21 +54,23 @@ def _noted(result: _R, notes: list[str]) -> _R:
 class GeminiModel(Understand, Classify, Generate):
     """One Gemini model, e.g. ``gemini:gemini-3.8-flash``.
 
+    Settings, key and endpoint are read at every call (:mod:`._settings`).
+
     Args:
         provider: the full provider string.
         info: what :func:`mmsdk_gemini.describe` says about the model.
         model: the model name sent to the API.
-        settings: the plugin settings in force when the model was created.
+        api_key: a key used instead of the settings' and the environment's
+            (``mmsdk.Router(credentials={"gemini": ...})``).
     """
 
-    def __init__(self, provider: str, info: ModelInfo, model: str,
-                 settings: GeminiSettings) -> None:
+    def __init__(self, provider: str, info: ModelInfo, model: str, *,
+                 api_key: str | None = None) -> None:
         super().__init__(provider, info)
         self.model = model
-        self.settings = settings
         self.family = family(model)
-        self.vertex = use_vertex(settings)
-        if self.family == "imagen" and not self.vertex:
+        self._api_key = api_key
+        if self.family == "imagen" and not use_vertex():
             # generate_images raises ValueError in Gemini Developer API mode:
             # fail here, before a client exists or any request is made.
             raise CapabilityError(
@@ -74,9 +79,21 @@ class GeminiModel(Understand, Classify, Generate):
                 "GOOGLE_CLOUD_LOCATION (or mmsdk_gemini.configure(vertexai=True, project=..., "
                 "location=...)), or use Gemini native image output: "
                 "provider='gemini:gemini-3.1-flash-image'.", provider=provider)
-        self._client = make_client(settings, provider)
-        self._files = _media.FileCache()
-        self._upload_base = custom_base_url(settings)
+        self._clients = client_cache(provider)
+        self._files: dict[str, _media.FileCache] = {}  # uploads belong to a key's project
+
+    @property
+    def settings(self) -> GeminiSettings:
+        """The settings in force now."""
+        return SETTINGS.resolved()
+
+    def _client(self) -> tuple[genai.Client, Connection]:
+        conn = gemini_connection(self._api_key)
+        return self._clients.get(conn), conn
+
+    async def _aclient(self) -> tuple[Any, Connection]:
+        conn = gemini_connection(self._api_key)
+        return (await self._clients.aget(conn)).aio, conn
 
     # -- shared pieces ------------------------------------------------------------------
     def _lifecycle(self) -> list[str]:
@@ -84,19 +101,22 @@ class GeminiModel(Understand, Classify, Generate):
         # name that reached its shutdown since it was resolved fails here.
         return lifecycle.on_call(self.model)
 
-    def _errors(self) -> Any:
+    def _errors(self) -> ErrorBoundary:
         return gemini_errors(self.provider)
 
     def _plan(self, request: UnderstandRequest) -> list[_media.Media]:
         text = request.prompt + (request.system or "")
+        settings = self.settings
         return _media.plan(request.images, request.video, text,
-                           self.settings.inline_request_bytes, can_upload=not self.vertex,
+                           settings.inline_request_bytes, can_upload=not settings.vertexai,
                            provider=self.provider)
 
-    def _upload_args(self, timeout: float | None) -> dict[str, Any]:
-        return {"cache": self._files, "config": _build.upload_config(timeout, self._upload_base),
-                "poll": self.settings.file_poll_interval, "timeout": timeout,
-                "fallback": self.settings.file_wait_timeout, "provider": self.provider}
+    def _upload_args(self, timeout: float | None, conn: Connection) -> dict[str, Any]:
+        settings = self.settings
+        files = self._files.setdefault(conn.fingerprint, _media.FileCache())
+        return {"cache": files, "config": _build.upload_config(timeout, conn.base_url),
+                "poll": settings.file_poll_interval, "timeout": timeout,
+                "fallback": settings.file_wait_timeout, "provider": self.provider}
 
     def _contents(self, media: list[_media.Media], prompt: str) -> list[Any]:
         return [*_media.parts(media), prompt]
@@ -114,8 +134,9 @@ class GeminiModel(Understand, Classify, Generate):
         config = _build.understand_config(request, self.provider)
         with self._errors():
             media = self._plan(request)
-            _media.upload(self._client, media, **self._upload_args(request.timeout))
-            response = self._client.models.generate_content(
+            client, conn = self._client()
+            _media.upload(client, media, **self._upload_args(request.timeout, conn))
+            response = client.models.generate_content(
                 model=self.model, contents=self._contents(media, request.prompt), config=config)
             return _noted(_parse.understand_result(response, provider=self.provider,
                                                    model=self.model, images=len(request.images)),
@@ -126,8 +147,9 @@ class GeminiModel(Understand, Classify, Generate):
         config = _build.understand_config(request, self.provider)
         with self._errors():
             media = self._plan(request)
-            await _media.aupload(self._client.aio, media, **self._upload_args(request.timeout))
-            response = await self._client.aio.models.generate_content(
+            aio, conn = await self._aclient()
+            await _media.aupload(aio, media, **self._upload_args(request.timeout, conn))
+            response = await aio.models.generate_content(
                 model=self.model, contents=self._contents(media, request.prompt), config=config)
             return _noted(_parse.understand_result(response, provider=self.provider,
                                                    model=self.model, images=len(request.images)),
@@ -140,8 +162,9 @@ class GeminiModel(Understand, Classify, Generate):
                                    images=len(request.images))
         with self._errors():
             media = self._plan(request)
-            _media.upload(self._client, media, **self._upload_args(request.timeout))
-            stream = self._client.models.generate_content_stream(
+            client, conn = self._client()
+            _media.upload(client, media, **self._upload_args(request.timeout, conn))
+            stream = client.models.generate_content_stream(
                 model=self.model, contents=self._contents(media, request.prompt), config=config)
             try:
                 for chunk in stream:
@@ -159,8 +182,9 @@ class GeminiModel(Understand, Classify, Generate):
                                    images=len(request.images))
         with self._errors():
             media = self._plan(request)
-            await _media.aupload(self._client.aio, media, **self._upload_args(request.timeout))
-            stream = await self._client.aio.models.generate_content_stream(
+            aio, conn = await self._aclient()
+            await _media.aupload(aio, media, **self._upload_args(request.timeout, conn))
+            stream = await aio.models.generate_content_stream(
                 model=self.model, contents=self._contents(media, request.prompt), config=config)
             try:
                 async for chunk in stream:
@@ -177,11 +201,13 @@ class GeminiModel(Understand, Classify, Generate):
         config = _build.classify_config(request, self.provider)
         prompt = _build.classify_prompt(request)
         results = []
+        inline = self.settings.inline_request_bytes
         with self._errors():
+            client = self._client()[0]
             for image in request.images:  # one request per image keeps answers apart
-                media = _media.plan([image], None, prompt, self.settings.inline_request_bytes,
-                                    can_upload=False, provider=self.provider)
-                response = self._client.models.generate_content(
+                media = _media.plan([image], None, prompt, inline, can_upload=False,
+                                    provider=self.provider)
+                response = client.models.generate_content(
                     model=self.model, contents=self._contents(media, prompt), config=config)
                 results.append(_noted(self._classified(response, request), notes))
         return results
@@ -191,12 +217,14 @@ class GeminiModel(Understand, Classify, Generate):
         config = _build.classify_config(request, self.provider)
         prompt = _build.classify_prompt(request)
         slots = asyncio.Semaphore(_CLASSIFY_CONCURRENCY)
+        inline = self.settings.inline_request_bytes
 
         async def one(image: Any) -> ClassifyResult:
-            media = _media.plan([image], None, prompt, self.settings.inline_request_bytes,
-                                can_upload=False, provider=self.provider)
+            media = _media.plan([image], None, prompt, inline, can_upload=False,
+                                provider=self.provider)
+            aio = (await self._aclient())[0]
             async with slots:
-                response = await self._client.aio.models.generate_content(
+                response = await aio.models.generate_content(
                     model=self.model, contents=self._contents(media, prompt), config=config)
             return _noted(self._classified(response, request), notes)
 
@@ -215,7 +243,7 @@ class GeminiModel(Understand, Classify, Generate):
             return _noted(self._imagen(request), notes)
         config = _build.generate_config(request, self.provider)
         with self._errors():
-            response = self._client.models.generate_content(
+            response = self._client()[0].models.generate_content(
                 model=self.model, contents=[*self._image_parts(request), request.prompt],
                 config=config)
             return _noted(_parse.generate_result(response, provider=self.provider,
@@ -227,7 +255,8 @@ class GeminiModel(Understand, Classify, Generate):
             return _noted(await self._aimagen(request), notes)
         config = _build.generate_config(request, self.provider)
         with self._errors():
-            response = await self._client.aio.models.generate_content(
+            aio = (await self._aclient())[0]
+            response = await aio.models.generate_content(
                 model=self.model, contents=[*self._image_parts(request), request.prompt],
                 config=config)
             return _noted(_parse.generate_result(response, provider=self.provider,
@@ -238,7 +267,7 @@ class GeminiModel(Understand, Classify, Generate):
         with self._errors(), warnings.catch_warnings():
             # generate_images warns on every call that Imagen is deprecated.
             warnings.simplefilter("ignore")
-            response = self._client.models.generate_images(
+            response = self._client()[0].models.generate_images(
                 model=self.model, prompt=request.prompt, config=config)
             return _parse.imagen_result(response, provider=self.provider, model=self.model)
 
@@ -246,32 +275,19 @@ class GeminiModel(Understand, Classify, Generate):
         config = _build.imagen_config(request, self.provider)
         with self._errors(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            response = await self._client.aio.models.generate_images(
+            aio = (await self._aclient())[0]
+            response = await aio.models.generate_images(
                 model=self.model, prompt=request.prompt, config=config)
             return _parse.imagen_result(response, provider=self.provider, model=self.model)
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
-        """Close the sync and async HTTP clients.
-
-        Async connection pools belong to the event loop that opened them; one
-        whose loop has already ended can only be dropped (the SDK leaves it to
-        the garbage collector). Await :meth:`aclose` inside the loop to close
-        them cleanly.
-        """
-        client = self._client
-        client.close()
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(client.aio.aclose())
-        else:
-            self._closing = loop.create_task(client.aio.aclose())
+        """Close the sync client now and each async client on its own event loop."""
+        self._clients.close()
 
     async def aclose(self) -> None:
-        """Close the clients from inside the running event loop (see :meth:`close`)."""
-        await self._client.aio.aclose()
-        self._client.close()
+        """Close the clients, awaiting the running loop's own (see :meth:`close`)."""
+        await self._clients.aclose()
 
 
 def _close(stream: Any) -> None:

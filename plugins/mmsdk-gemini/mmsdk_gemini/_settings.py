@@ -11,17 +11,16 @@ the SDK or makes a request.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
 from mmsdk.plugin import (
     Availability,
     Capability,
+    CloudSettings,
     InvalidInputError,
-    add_secret,
+    PluginSettings,
     first_env,
     missing_packages,
 )
@@ -29,9 +28,11 @@ from mmsdk.plugin import (
 __all__ = [
     "DEFAULT_IMAGE_MODEL",
     "DEFAULT_MODEL",
+    "SETTINGS",
     "DefaultModels",
     "GeminiSettings",
     "api_key",
+    "base_url",
     "availability",
     "availability_with_key",
     "configure",
@@ -52,13 +53,14 @@ KEY_FIX = ("export GEMINI_API_KEY=... (or GOOGLE_API_KEY=...), or call "
            "mmsdk_gemini.configure(api_key=...)")
 
 
-@dataclass(frozen=True)
-class GeminiSettings:
+@dataclass(frozen=True, repr=False)
+class GeminiSettings(CloudSettings):
     """Explicit settings for the Gemini provider; ``None`` defers to the environment.
 
     Attributes:
         api_key: the Gemini API key (else ``GOOGLE_API_KEY`` / ``GEMINI_API_KEY``).
-        base_url: the API endpoint (else ``GOOGLE_GEMINI_BASE_URL`` / the SDK default).
+        base_url: the API endpoint (else ``GOOGLE_GEMINI_BASE_URL``, or
+            ``GOOGLE_VERTEX_BASE_URL`` on Vertex AI, else the SDK default).
         model: default model for understand and classify (else ``MMSDK_GEMINI_MODEL``).
         image_model: default model for generate (else ``MMSDK_GEMINI_IMAGE_MODEL``).
         vertexai: use Vertex AI (else ``GOOGLE_GENAI_USE_VERTEXAI``); needed for Imagen.
@@ -84,74 +86,65 @@ class GeminiSettings:
     file_poll_interval: float = 1.0
     file_wait_timeout: float = 600.0
 
-    def __repr__(self) -> str:  # never show the key
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
-        key = "set" if self.api_key else None
-        return f"GeminiSettings(api_key={key!r}, " + ", ".join(
-            f"{name}={value!r}" for name, value in shown.items()) + ")"
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-_settings = GeminiSettings()
-_lock = threading.Lock()
+def _validate(settings: GeminiSettings) -> None:
+    if settings.inline_request_bytes < 0:
+        raise InvalidInputError("inline_request_bytes must be >= 0.")
+
+
+# base_url is read from the environment in base_url(): which variable depends on vertexai.
+SETTINGS = PluginSettings("Gemini", GeminiSettings(), env={
+    "api_key": KEY_ENV, "model": "MMSDK_GEMINI_MODEL", "image_model": "MMSDK_GEMINI_IMAGE_MODEL",
+    "vertexai": "GOOGLE_GENAI_USE_VERTEXAI", "project": "GOOGLE_CLOUD_PROJECT",
+    "location": "GOOGLE_CLOUD_LOCATION",
+}, defaults={"model": DEFAULT_MODEL, "image_model": DEFAULT_IMAGE_MODEL, "vertexai": False},
+    parse={"vertexai": _truthy}, validate=_validate)
 
 
 def get_settings() -> GeminiSettings:
-    """The Gemini settings in force."""
-    return _settings
+    """The explicit Gemini settings in force."""
+    return SETTINGS.explicit
 
 
 def configure(**changes: Any) -> GeminiSettings:
     """Change the Gemini provider's settings for this process.
 
-    Models already created keep their client; call ``mmsdk.unload("gemini")``
-    so the next call builds one with the new settings.
+    Models already created use them from their next call.
 
     Example:
         >>> import mmsdk_gemini
         >>> _ = mmsdk_gemini.configure(model="gemini-2.5-flash")
     """
-    global _settings
-    known = {f.name for f in fields(GeminiSettings)}
-    unknown = set(changes) - known
-    if unknown:
-        raise InvalidInputError(f"Unknown Gemini setting(s) {sorted(unknown)}; known settings: "
-                                f"{sorted(known)}.")
-    if changes.get("inline_request_bytes") is not None and changes["inline_request_bytes"] < 0:
-        raise InvalidInputError("inline_request_bytes must be >= 0.")
-    add_secret(changes.get("api_key"))
-    with _lock:
-        _settings = replace(_settings, **changes)
-    return _settings
+    return SETTINGS.configure(**changes)
 
 
 def reset() -> None:
     """Back to the defaults (tests use this)."""
-    global _settings
-    with _lock:
-        _settings = GeminiSettings()
+    SETTINGS.reset()
 
 
 def api_key(settings: GeminiSettings | None = None) -> str | None:
     """The key the client will use, or ``None``."""
-    settings = settings or _settings
-    return settings.api_key or first_env(*KEY_ENV)
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+    return (settings or SETTINGS.resolved()).api_key
 
 
 def use_vertex(settings: GeminiSettings | None = None) -> bool:
     """Whether a Vertex AI configuration is present (settings, else the SDK's variable)."""
-    settings = settings or _settings
-    if settings.vertexai is not None:
-        return settings.vertexai
-    return _truthy(os.environ.get("GOOGLE_GENAI_USE_VERTEXAI"))
+    return bool((settings or SETTINGS.resolved()).vertexai)
 
 
 def vertex_project(settings: GeminiSettings | None = None) -> str | None:
-    settings = settings or _settings
-    return settings.project or first_env("GOOGLE_CLOUD_PROJECT")
+    return (settings or SETTINGS.resolved()).project
+
+
+def base_url(settings: GeminiSettings) -> str | None:
+    """The endpoint set by settings or the SDK's variable; ``None`` for Google's own."""
+    variable = "GOOGLE_VERTEX_BASE_URL" if settings.vertexai else "GOOGLE_GEMINI_BASE_URL"
+    return settings.base_url or first_env(variable)
 
 
 def availability(model: str) -> Availability:
@@ -201,12 +194,11 @@ class DefaultModels(Mapping[Capability, str]):
     _CAPABILITIES = (Capability.UNDERSTAND, Capability.CLASSIFY, Capability.GENERATE)
 
     def __getitem__(self, capability: Capability) -> str:
-        settings = _settings
+        settings = SETTINGS.resolved()
         if capability is Capability.GENERATE:
-            return (settings.image_model or first_env("MMSDK_GEMINI_IMAGE_MODEL")
-                    or DEFAULT_IMAGE_MODEL)
+            return str(settings.image_model)
         if capability in (Capability.UNDERSTAND, Capability.CLASSIFY):
-            return settings.model or first_env("MMSDK_GEMINI_MODEL") or DEFAULT_MODEL
+            return str(settings.model)
         raise KeyError(capability)
 
     def __iter__(self) -> Iterator[Capability]:

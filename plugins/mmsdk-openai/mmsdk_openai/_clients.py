@@ -1,10 +1,8 @@
-"""SDK clients for one model object: one per base URL.
+"""SDK clients for one model object: one per base URL, on :class:`mmsdk.plugin.ClientCache`.
 
-Clients are created on first use and reused (sync: one set; async: one set per
-event loop, because an ``AsyncOpenAI`` connection pool cannot outlive its
-loop). Each async set is closed when its loop shuts down (a small async
-generator registered with the loop, which ``asyncio.run`` and
-``asyncio.Runner`` close via ``shutdown_asyncgens``), or by :meth:`close`.
+The kit keeps them (sync: one set; async: one set per event loop), rebuilds
+them when the key or endpoint in force changes, and closes them. What is
+left here is OpenAI's: a client per base URL, and which one a call uses.
 
 SDK retries are off (``max_retries=0``): the mmsdk router owns retries. With
 several base URLs (a replica pool), the router chooses the replica for each
@@ -17,42 +15,23 @@ a timeout does not: the attempt's time is spent.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import logging
-import threading
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 from urllib.parse import urlsplit
 
 import openai
 
-__all__ = ["ClientPool", "Endpoints"]
+from mmsdk.plugin import ClientCache, Connection
+
+from ._config import SETTINGS
+
+__all__ = ["ClientPool", "openai_pool"]
 
 logger = logging.getLogger("mmsdk.openai")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Where and how to connect.
-
-    Attributes:
-        urls: base URLs; ``None`` lets the SDK use ``OPENAI_BASE_URL`` or its default.
-        api_key: ``None`` lets the SDK read ``OPENAI_API_KEY``.
-        organization / project: ``None`` lets the SDK read its own variables.
-    """
-
-    urls: tuple[str | None, ...]
-    api_key: str | None = None
-    organization: str | None = None
-    project: str | None = None
-
-    def __repr__(self) -> str:  # never show the key
-        return f"Endpoints(urls={self.urls!r}, api_key={'set' if self.api_key else None!r})"
 
 
 def _where(url: str | None) -> str:
@@ -62,67 +41,57 @@ def _where(url: str | None) -> str:
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
-async def _closer(clients: list[openai.AsyncOpenAI]) -> AsyncIterator[None]:
-    """Suspended for the loop's lifetime; the loop closes it at shutdown."""
-    try:
-        yield
-    finally:
-        for client in clients:
-            await client.close()
+def openai_connection(api_key: str | None = None) -> Connection:
+    """The ``openai`` provider's connection in force: *api_key* (a router's) wins."""
+    settings = SETTINGS.resolved()
+    return Connection(api_key or settings.api_key, settings.base_url,
+                      (("organization", settings.organization), ("project", settings.project)))
 
 
-async def _aclose(closer: AsyncIterator[None]) -> None:
-    await closer.aclose()  # type: ignore[attr-defined]
-
-
-@dataclass
-class _LoopClients:
-    version: int
-    clients: list[openai.AsyncOpenAI]
-    closer: AsyncIterator[None]
+def openai_pool(api_key: str | None = None) -> ClientPool:
+    """The clients of one ``openai`` model object (settings read at every call)."""
+    return ClientPool(lambda: openai_connection(api_key))
 
 
 class ClientPool:
     """The clients one model object uses.
 
     Args:
-        endpoints: returns the current connection settings.
-        version: returns a number that changes when those settings change.
+        connect: the connection in force, asked at every call.
+        urls: a replica pool's base URLs (``None``: the connection's ``base_url``).
     """
 
-    def __init__(self, endpoints: Callable[[], Endpoints], version: Callable[[], int]) -> None:
-        self._endpoints = endpoints
-        self._version = version
-        self._lock = threading.Lock()
+    def __init__(self, connect: Callable[[], Connection],
+                 urls: Sequence[str] | None = None) -> None:
+        self._connect = connect
+        self._fixed = tuple(urls) if urls is not None else None
         self._turn = itertools.count()
-        self._sync: list[openai.OpenAI] = []
-        self._sync_version = -1
-        self._urls: tuple[str | None, ...] = ()
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = \
-            weakref.WeakKeyDictionary()
-        self._building: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[int, asyncio.Task[list[openai.AsyncOpenAI]]]] = \
-            weakref.WeakKeyDictionary()
+        self._urls: tuple[str | None, ...] = self._fixed or ()
+        self.clients: ClientCache[list[openai.OpenAI], list[openai.AsyncOpenAI]] = ClientCache(
+            make=lambda conn: self._make(openai.OpenAI, conn),
+            amake=lambda conn: self._make(openai.AsyncOpenAI, conn, prepare=True),
+            close=self._close, aclose=self._aclose)
 
     def __repr__(self) -> str:
         return f"<ClientPool {', '.join(_where(u) for u in self._urls) or 'unused'}>"
 
-    # -- sync ------------------------------------------------------------------
-    def _sync_clients(self) -> list[openai.OpenAI]:
-        version = self._version()
-        if version == self._sync_version:
-            return self._sync
-        with self._lock:
-            if version != self._sync_version:
-                old, config = self._sync, self._endpoints()
-                self._sync = [openai.OpenAI(api_key=config.api_key, base_url=url,
-                                            organization=config.organization,
-                                            project=config.project, max_retries=0)
-                              for url in config.urls]
-                self._urls, self._sync_version = config.urls, version
-                for client in old:
-                    client.close()
-        return self._sync
+    def _make(self, kind: Callable[..., T], conn: Connection, prepare: bool = False) -> list[T]:
+        if prepare:
+            with contextlib.suppress(ImportError):  # what the transport imports on first use
+                import anyio._backends._asyncio  # noqa: F401
+        self._urls = self._fixed or (conn.base_url,)
+        return [kind(api_key=conn.api_key, base_url=url, organization=conn.get("organization"),
+                     project=conn.get("project"), max_retries=0) for url in self._urls]
+
+    @staticmethod
+    def _close(clients: list[openai.OpenAI]) -> None:
+        for client in clients:
+            client.close()
+
+    @staticmethod
+    async def _aclose(clients: list[openai.AsyncOpenAI]) -> None:
+        for client in clients:
+            await client.close()
 
     def _chosen(self, endpoint: str) -> int:
         """The index of the client for *endpoint* (a base URL routing chose)."""
@@ -134,7 +103,7 @@ class ClientPool:
     def call(self, send: Callable[[openai.OpenAI], T], endpoint: str | None = None) -> T:
         """Run ``send(client)``: on *endpoint*'s client when given, else moving to the next
         base URL on a connection failure."""
-        clients = self._sync_clients()
+        clients = self.clients.get(self._connect())
         if len(clients) == 1:
             return send(clients[0])
         if endpoint is not None:
@@ -152,57 +121,10 @@ class ClientPool:
                 self._failed_over(index)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- async -----------------------------------------------------------------
-    async def _async_clients(self) -> list[openai.AsyncOpenAI]:
-        loop = asyncio.get_running_loop()
-        version = self._version()
-        entry = self._async.get(loop)
-        if entry is not None and entry.version == version:
-            return entry.clients
-        # Calls arriving together on a cold loop (a burst over a pool) share one build.
-        building = self._building.get(loop)
-        if building is None or building[0] != version:
-            building = (version, loop.create_task(self._build(loop, version)))
-            self._building[loop] = building
-        return await asyncio.shield(building[1])  # a caller that leaves does not stop it
-
-    async def _build(self, loop: asyncio.AbstractEventLoop,
-                     version: int) -> list[openai.AsyncOpenAI]:
-        try:
-            entry = self._async.get(loop)
-            if entry is not None and entry.version == version:
-                return entry.clients
-            if entry is not None:
-                await entry.closer.aclose()  # type: ignore[attr-defined]
-            config = self._endpoints()
-
-            def build() -> list[openai.AsyncOpenAI]:
-                with contextlib.suppress(ImportError):  # what the transport imports on first use
-                    import anyio._backends._asyncio  # noqa: F401
-                return [openai.AsyncOpenAI(api_key=config.api_key, base_url=url,
-                                           organization=config.organization,
-                                           project=config.project, max_retries=0)
-                        for url in config.urls]
-
-            # Building a client loads the TLS trust store (tens of ms): not on the caller's loop.
-            clients = await asyncio.to_thread(build)
-            closer = _closer(clients)
-            await closer.__anext__()  # registers it with this loop's shutdown_asyncgens
-            with self._lock:  # loops in other threads share this pool
-                for stale in [other for other in list(self._async) if other.is_closed()]:
-                    self._async.pop(stale, None)
-                self._async[loop] = _LoopClients(version, clients, closer)
-                self._urls = config.urls
-            return clients
-        finally:
-            building = self._building.get(loop)
-            if building is not None and building[0] == version:
-                self._building.pop(loop, None)
-
     async def acall(self, send: Callable[[openai.AsyncOpenAI], Awaitable[T]],
                     endpoint: str | None = None) -> T:
         """Async twin of :meth:`call`."""
-        clients = await self._async_clients()
+        clients = await self.clients.aget(self._connect())
         if len(clients) == 1:
             return await send(clients[0])
         if endpoint is not None:
@@ -224,20 +146,6 @@ class ClientPool:
         logger.warning("mmsdk.openai: %s unreachable; trying the next endpoint",
                        _where(self._urls[index]) if index < len(self._urls) else "endpoint")
 
-    # -- lifetime --------------------------------------------------------------
     def close(self) -> None:
         """Close every client: sync ones now, async ones on their own loop."""
-        with self._lock:
-            sync, self._sync, self._sync_version = self._sync, [], -1
-            entries = list(self._async.items())
-            self._async.clear()
-        for client in sync:
-            client.close()
-        for loop, entry in entries:
-            if loop.is_closed():
-                continue  # its shutdown_asyncgens closed them already
-            closing = _aclose(entry.closer)
-            if loop.is_running():  # unload() called from async code: close on that loop
-                asyncio.run_coroutine_threadsafe(closing, loop)
-            else:
-                loop.run_until_complete(closing)
+        self.clients.close()

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-import os
-import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from typing import Any
 
-from mmsdk.plugin import Availability, Capability, InvalidInputError, ModelLifecycle, add_secret
+from mmsdk.plugin import Availability, Capability, CloudSettings, ModelLifecycle, PluginSettings
 
 __all__ = [
     "AVAILABLE",
@@ -23,6 +21,7 @@ __all__ = [
     "LIFECYCLE_CHECKED",
     "MODEL_ENV",
     "RETIRED",
+    "SETTINGS",
     "DefaultModels",
     "OpenAISettings",
     "check_openai",
@@ -126,16 +125,16 @@ def is_image_model(model: str) -> bool:
     return model.startswith(_IMAGE_PREFIXES)
 
 
-@dataclass(frozen=True)
-class OpenAISettings:
-    """Explicit settings; ``None`` falls back to the SDK's own environment variables.
+@dataclass(frozen=True, repr=False)
+class OpenAISettings(CloudSettings):
+    """Explicit settings; ``None`` defers to the environment, then the built-in default.
 
     Attributes:
-        api_key: used instead of ``OPENAI_API_KEY``.
-        base_url: used instead of ``OPENAI_BASE_URL``.
-        organization / project: used instead of ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``.
+        api_key: else ``OPENAI_API_KEY``.
+        base_url: else ``OPENAI_BASE_URL``, else the SDK's default.
+        organization / project: else ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID``.
         generate_model / understand_model / classify_model: what bare ``"openai"``
-            means, instead of ``MMSDK_OPENAI_*_MODEL`` or the built-in defaults.
+            means, else ``MMSDK_OPENAI_*_MODEL``, else :data:`DEFAULT_MODELS`.
     """
 
     api_key: str | None = None
@@ -146,53 +145,40 @@ class OpenAISettings:
     understand_model: str | None = None
     classify_model: str | None = None
 
-    def __repr__(self) -> str:  # never show the key
-        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
-        key = "set" if self.api_key else None
-        return f"OpenAISettings(api_key={key!r}, " + \
-            ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
-
-_settings = OpenAISettings()
-_lock = threading.Lock()
-_version = 0
+# explicit configure() > these variables > DEFAULT_MODELS (mmsdk.plugin.PluginSettings).
+SETTINGS = PluginSettings("openai", OpenAISettings(), env={
+    "api_key": "OPENAI_API_KEY", "base_url": "OPENAI_BASE_URL",
+    "organization": "OPENAI_ORG_ID", "project": "OPENAI_PROJECT_ID",
+    **{f"{capability.value}_model": var for capability, var in MODEL_ENV.items()},
+}, defaults={f"{capability.value}_model": model for capability, model in DEFAULT_MODELS.items()})
 
 
 def get_settings() -> tuple[OpenAISettings, int]:
-    """The settings in force and their version (bumped by every :func:`configure`)."""
-    return _settings, _version
+    """The explicit settings and their version (bumped by every :func:`configure`)."""
+    return SETTINGS.explicit, SETTINGS.version
 
 
 def configure(**changes: Any) -> OpenAISettings:
     """Set explicit settings for the ``openai`` provider; ``None`` restores the default.
 
-    Clients already created are rebuilt on their next call.
+    Models already created use them from their next call.
 
     Example:
         >>> import mmsdk_openai
         >>> _ = mmsdk_openai.configure(base_url="https://proxy.example/v1",
         ...                            understand_model="gpt-4o")
     """
-    global _settings, _version
-    known = {f.name for f in fields(OpenAISettings)}
-    unknown = set(changes) - known
-    if unknown:
-        raise InvalidInputError(f"Unknown openai setting(s) {sorted(unknown)}; known: "
-                                f"{sorted(known)}.")
-    add_secret(changes.get("api_key"))
-    with _lock:
-        _settings = replace(_settings, **changes)
-        _version += 1
-    return _settings
+    return SETTINGS.configure(**changes)
 
 
 class DefaultModels(Mapping[Capability, str]):
     """What bare ``"openai"`` means per capability, read live: settings, env, built-in."""
 
     def __getitem__(self, capability: Capability) -> str:
-        builtin = DEFAULT_MODELS[capability]  # KeyError for capabilities we lack
-        explicit = getattr(_settings, f"{capability.value}_model", None)
-        return explicit or os.environ.get(MODEL_ENV[capability]) or builtin
+        if capability not in DEFAULT_MODELS:
+            raise KeyError(capability)
+        return str(getattr(SETTINGS.resolved(), f"{capability.value}_model"))
 
     def __iter__(self) -> Iterator[Capability]:
         return iter(DEFAULT_MODELS)
@@ -232,7 +218,7 @@ def check_openai(model: str) -> Availability:
     missing = sdk_missing()
     if missing is not None:
         return missing
-    if not (_settings.api_key or os.environ.get("OPENAI_API_KEY")):
+    if not SETTINGS.resolved().api_key:
         return Availability.no("OPENAI_API_KEY is not set",
                                "export OPENAI_API_KEY=... (or mmsdk_openai.configure(api_key=...))")
     return AVAILABLE

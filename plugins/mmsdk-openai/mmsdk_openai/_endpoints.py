@@ -33,7 +33,6 @@ from ._config import (
     DefaultModels,
     check_openai,
     check_sdk,
-    get_settings,
     sdk_missing,
 )
 from ._discovery import UNKNOWN_MODEL, DefaultModel, Discovery, shown_url
@@ -55,16 +54,11 @@ NO_KEY = "not-needed"
 
 def _make_openai(model: str, api_key: str | None = None) -> Model:
     """The model object; *api_key* (a router's key) wins over the settings and environment."""
-    from ._clients import ClientPool, Endpoints
+    from ._clients import openai_pool
     from ._config import is_image_model
     from ._model import ChatModel, ImageModel, reads_logprobs
 
-    def endpoints() -> Endpoints:
-        settings = get_settings()[0]
-        return Endpoints(urls=(settings.base_url,), api_key=api_key or settings.api_key,
-                         organization=settings.organization, project=settings.project)
-
-    pool = ClientPool(endpoints, lambda: get_settings()[1])
+    pool = openai_pool(api_key)  # settings and environment read at every call
     info = describe_openai(model)
     if is_image_model(model):
         return ImageModel(f"openai:{model}", info, model, pool)
@@ -196,11 +190,12 @@ class Endpoint:
 
     def _factory(self) -> Callable[[str], Model]:
         def make(model: str) -> Model:
-            from ._clients import ClientPool, Endpoints
+            from mmsdk.plugin import Connection
+
+            from ._clients import ClientPool
             from ._model import ChatModel, ServerImageModel, ServerModel
 
-            config = Endpoints(urls=tuple(self.base_urls), api_key=self.key())
-            pool = ClientPool(lambda: config, lambda: 0)
+            pool = ClientPool(lambda: Connection(self.key()), urls=self.base_urls)
             generate = Capability.GENERATE in self.capabilities
             chat = any(c in self.capabilities for c in CHAT)
             kind = ServerModel if generate and chat else ServerImageModel if generate \

@@ -14,8 +14,8 @@ Mapping (retries are off in the SDK; the mmsdk router retries and falls back)::
                                             ContentPolicyError by its code
     httpx2.* / json.JSONDecodeError      -> via mmsdk.plugin.error_for_transport
 
-Mapped errors are raised with no ``__cause__`` and no ``__context__``
-(:func:`mmsdk.plugin.raise_mapped`): the SDK's exception carries the request
+Mapped errors are raised by :class:`mmsdk.plugin.ErrorBoundary`, with no
+``__cause__`` and no ``__context__``: the SDK's exception carries the request
 (headers included) and unredacted text, which must not stay reachable from the
 error. A 429, 503 or 529 keeps its ``Retry-After`` / ``retry-after-ms`` as
 ``retry_after``; every mapped error names the base URL that failed (``endpoint``).
@@ -23,13 +23,13 @@ error. A 429, 503 or 529 keeps its ``Retry-After`` / ``retry-after-ms`` as
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import openai
 
 from mmsdk.plugin import (
     ContentPolicyError,
+    ErrorBoundary,
     MMSDKError,
     ProviderConnectionError,
     ProviderError,
@@ -39,7 +39,6 @@ from mmsdk.plugin import (
     error_for_status,
     error_for_transport,
     parse_retry_after,
-    raise_mapped,
 )
 
 __all__ = ["POLICY_CODES", "boundary", "endpoint_of", "translate"]
@@ -47,28 +46,9 @@ __all__ = ["POLICY_CODES", "boundary", "endpoint_of", "translate"]
 POLICY_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_filter"})
 
 
-class boundary:
-    """Translate every SDK or transport exception raised inside into an mmsdk error.
-
-    A plain class rather than ``@contextmanager``: it wraps every call, and
-    this costs a fifth as much.
-    """
-
-    __slots__ = ("provider",)
-
-    def __init__(self, provider: str) -> None:
-        self.provider = provider
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        if exc is None or isinstance(exc, MMSDKError) or not isinstance(exc, Exception):
-            return  # success, already mapped, or KeyboardInterrupt / GeneratorExit
-        mapped = translate(exc, self.provider)
-        if mapped is not None:
-            raise_mapped(mapped)
+def boundary(provider: str) -> ErrorBoundary:
+    """``with boundary(provider):`` around every SDK call: the kit's boundary with :func:`translate`."""
+    return ErrorBoundary(provider, translate)
 
 
 def _detail(exc: openai.APIError) -> tuple[str, str | None, str | None]:

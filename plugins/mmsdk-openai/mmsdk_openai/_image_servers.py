@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from dataclasses import replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -40,6 +39,7 @@ from mmsdk.plugin import (
     ProviderServerError,
     ProviderTimeoutError,
     Usage,
+    safe_fetch,
 )
 
 from ._info import SERVER_IMAGE_OPTIONS
@@ -133,13 +133,9 @@ def _fetch(url: str, base_url: str, provider: str, index: int,
            request: GenerateRequest) -> bytes:
     """The bytes behind an image URL from the server at *base_url*.
 
-    mmsdk.plugin offers no fetch route yet: this is the core's own fetcher
-    (``mmsdk._fetch.fetch_url``), with the settings in force plus this
+    mmsdk's guarded fetcher (:func:`mmsdk.plugin.safe_fetch`), with this
     server's host allowed, so the caps and address rules are the core's.
     """
-    from mmsdk._fetch import fetch_url
-    from mmsdk._settings import get_settings
-
     if url.startswith("data:"):
         header, _, payload = url.partition(",")
         if not header.endswith(";base64"):
@@ -147,13 +143,11 @@ def _fetch(url: str, base_url: str, provider: str, index: int,
                                       provider=provider)
         return _b64(payload, provider)
     target = urljoin(base_url.rstrip("/") + "/", url)
-    settings = get_settings()
     host = urlsplit(base_url).hostname
-    if host and urlsplit(target).hostname == host:
-        settings = replace(settings, url_allow_hosts=(*settings.url_allow_hosts, host))
+    allow = (host,) if host and urlsplit(target).hostname == host else ()
     try:
-        return fetch_url(target, settings, label=f"{provider} image {index}",
-                         deadline=request.deadline)
+        return safe_fetch(target, label=f"{provider} image {index}", deadline=request.deadline,
+                          allow_hosts=allow)
     except ProviderTimeoutError:
         raise
     except InvalidInputError as exc:  # the server's URL, not the caller's input

@@ -33,10 +33,10 @@ def _plugin_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No test sees another's settings, model override or cached SDK clients."""
     for name in ("MMSDK_ANTHROPIC_MODEL", "ANTHROPIC_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    before = mmsdk_anthropic.get_settings()
+    mmsdk_anthropic._settings.SETTINGS.reset()
     yield
     mmsdk.unload("anthropic")
-    mmsdk_anthropic._settings._settings = before
+    mmsdk_anthropic._settings.SETTINGS.reset()
 
 
 @pytest.fixture

@@ -341,14 +341,17 @@ def test_async_client_per_event_loop_closed_at_loop_shutdown(claude: LoopbackSer
     from mmsdk._registry import get_registry
 
     claude.default = wire.ok("again")
-    clients = []
-    for _ in range(2):  # a CLI or a test suite: one asyncio.run after another
-        result = asyncio.run(mmsdk.aunderstand("Describe.", provider=wire.PROVIDER))
-        assert result.text == "again"
+    clients: list[Any] = []
+
+    async def ask() -> str:
+        result = await mmsdk.aunderstand("Describe.", provider=wire.PROVIDER)
         model: Any = get_registry().model(get_registry().resolve(wire.PROVIDER))
-        clients += [entry.client for entry in model._clients._async.values()
-                    if entry.client not in clients]
-    assert len(clients) == 2 and all(client.is_closed() for client in clients)
+        clients.append(model._clients.cache.current(asyncio.get_running_loop()))
+        return str(result.text)
+
+    for _ in range(2):  # a CLI or a test suite: one asyncio.run after another
+        assert asyncio.run(ask()) == "again"
+    assert len(set(map(id, clients))) == 2 and all(client.is_closed() for client in clients)
     assert len(claude.received) == 2
 
 
@@ -359,10 +362,10 @@ async def test_unload_inside_a_running_loop_closes_its_async_client(claude: Loop
     claude.queue(wire.ok())
     await mmsdk.aunderstand("Describe.", provider=wire.PROVIDER)
     model: Any = get_registry().model(get_registry().resolve(wire.PROVIDER))
-    (entry,) = model._clients._async.values()
+    client = model._clients.cache.current(asyncio.get_running_loop())
     mmsdk.unload("anthropic")
     await asyncio.sleep(0.05)  # close() is sync: the loop finishes the async close
-    assert entry.client.is_closed()
+    assert client.is_closed()
 
 
 def test_key_change_reopens_clients(claude: LoopbackServer, wire: Any,

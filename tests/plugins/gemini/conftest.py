@@ -52,12 +52,13 @@ def _plugin_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     """
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(_settings, "_settings", _settings.GeminiSettings(file_poll_interval=0.01))
+    _settings.SETTINGS.reset(_settings.GeminiSettings(file_poll_interval=0.01))
     registry = Registry()
     registry.add_plugin(mmsdk_gemini, "gemini")
     monkeypatch.setattr(_registry, "_registry", registry)
     yield registry
     registry.unload()
+    _settings.SETTINGS.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -119,7 +119,7 @@ def test_unload_closes_the_client(api: LoopbackServer, wire) -> None:
     router = mmsdk.Router(wire.PROVIDER)
     router.understand("Hi")
     model = router.registry.model(router.candidates(Capability.UNDERSTAND)[0])
-    client = model._client  # type: ignore[attr-defined]
+    client = model._clients.current()  # type: ignore[attr-defined]
     calls: list[str] = []
     original = client.close
     client.close = lambda: (calls.append("close"), original())

@@ -46,10 +46,11 @@ def _plugin_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in (*_config.MODEL_ENV.values(), "MMSDK_OPENAI_COMPATIBLE", "OPENAI_ORG_ID",
                  "OPENAI_PROJECT_ID", "VLLM_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(_config, "_settings", _config.OpenAISettings())
+    _config.SETTINGS.reset()
     mmsdk.unload("openai")
     yield
     mmsdk.unload("openai")
+    _config.SETTINGS.reset()
 
 
 @pytest.fixture

@@ -211,7 +211,7 @@ def test_planted_key_never_reaches_errors_logs_or_reprs(api: LoopbackServer, wir
 
     model = get_registry().model(get_registry().resolve(wire.PROVIDER))
     texts = [str(error), repr(error), error.message, repr(result.attempts), caplog.text,
-             repr(model), repr(model.pool), repr(model.pool._endpoints()),
+             repr(model), repr(model.pool), repr(model.pool._connect()), repr(model.pool.clients),
              repr(error.__cause__), "".join(traceback.format_exception(error))]
     assert error.__suppress_context__  # the SDK exception (with the raw body) is not shown
     for text in texts:

@@ -189,10 +189,10 @@ def test_balance_is_checked(loopback: LoopbackServer) -> None:
 def test_a_model_object_used_directly_keeps_spreading_and_failing_over(
         loopback: LoopbackServer, second: LoopbackServer) -> None:
     """Without ``Request.endpoint`` (no routing) the plugin chooses, as before pools."""
-    from mmsdk_openai._clients import ClientPool, Endpoints
+    from mmsdk_openai._clients import ClientPool
 
     urls = (loopback.url + "/v1", second.url + "/v1")
-    clients = ClientPool(lambda: Endpoints(urls=urls, api_key="k"), lambda: 0)
+    clients = ClientPool(lambda: mmsdk.plugin.Connection("k"), urls)
     try:
         chosen = [clients.call(lambda client: str(client.base_url).rstrip("/"), urls[1])
                   for _ in range(3)]

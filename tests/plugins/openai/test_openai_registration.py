@@ -146,7 +146,7 @@ def test_unload_closes_the_clients(api: LoopbackServer, wire) -> None:
     mmsdk.understand("hi", provider=wire.PROVIDER)
     registry = get_registry()
     model = registry.model(registry.resolve(wire.PROVIDER))
-    [client] = model.pool._sync
+    [client] = model.pool.clients.current()
     assert not client.is_closed()
     mmsdk.unload("openai")
     assert client.is_closed()
@@ -158,7 +158,7 @@ async def test_unload_from_async_code_closes_the_async_clients(api: LoopbackServ
     await mmsdk.aunderstand("hi", provider=wire.PROVIDER)
     registry = get_registry()
     model = registry.model(registry.resolve(wire.PROVIDER))
-    [client] = model.pool._async[asyncio.get_running_loop()].clients
+    [client] = model.pool.clients.current(asyncio.get_running_loop())
     mmsdk.unload("openai")
     await asyncio.sleep(0.05)  # the close was scheduled on this loop
     assert client.is_closed()

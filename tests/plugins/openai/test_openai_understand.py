@@ -111,7 +111,7 @@ def test_async_clients_survive_a_new_event_loop(api: LoopbackServer, wire) -> No
         answer = await mmsdk.aunderstand("hi", provider=wire.PROVIDER)
         registry = get_registry()
         pool = registry.model(registry.resolve(wire.PROVIDER)).pool
-        used.extend(pool._async[asyncio.get_running_loop()].clients)
+        used.extend(pool.clients.current(asyncio.get_running_loop()))
         return str(answer.text)
 
     for _ in range(2):  # asyncio.run closes its loop; the second run must get fresh clients
