@@ -36,15 +36,6 @@ from ._cloud import (
     Translate,
     safe_fetch,
 )
-from ._cloud import (
-    ClientCache,
-    CloudSettings,
-    Connection,
-    ErrorBoundary,
-    PluginSettings,
-    Translate,
-    safe_fetch,
-)
 from ._errors import (
     AllProvidersFailedError,
     AuthenticationError,
