@@ -41,6 +41,7 @@ _LAZY = {
     "classify": "_api", "aclassify": "_api", "embed": "_api", "aembed": "_api",
     "unload": "_api", "aunload": "_api", "Router": "_api", "health": "_api",
     "preload": "_api", "apreload": "_api", "ImageInput": "_api",
+    "score": "_api", "ascore": "_api",
     "providers": "_providers", "ProviderStatus": "_providers",
     "reset_health": "_health", "ProviderHealth": "_health",
     "Policy": "_policy", "ModelDeprecationWarning": "_clock", "Cache": "_cache",
@@ -63,6 +64,7 @@ __all__ = [
     "Usage", "Verification", "__version__", "aclassify", "aembed", "agenerate", "apreload", "aunderstand",
     "aunload", "classify", "configure", "embed", "generate", "health", "preload", "providers",
     "reset_health", "understand", "unload",
+    "ascore", "score",
     "EvalReport", "aevaluate", "evaluate",
 ]
 
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
         aembed,
         agenerate,
         apreload,
+        ascore,
         aunderstand,
         aunload,
         classify,
@@ -95,6 +98,7 @@ if TYPE_CHECKING:
         generate,
         health,
         preload,
+        score,
         understand,
         unload,
     )

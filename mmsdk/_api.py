@@ -29,6 +29,7 @@ from ._policy import Policy
 from ._redact import add_secret
 from ._registry import ProviderSpec, Registry, Resolved, fingerprint, get_registry, registry_loaded
 from ._routing import RouteContext, aexecute, bounded, execute
+from ._score import check_score_inputs, clip_scores, ranked, rerank_failed, reranker
 from ._settings import get_settings
 from ._slots import Slots
 from ._stream import AsyncTextStream, TextStream
@@ -48,8 +49,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Detail", "ImageInput", "Images", "ProviderArg", "Router", "VideoPath", "aclassify",
-    "aembed", "agenerate", "apreload", "aunderstand", "aunload", "classify", "embed",
-    "generate", "preload", "understand", "unload",
+    "aembed", "agenerate", "apreload", "ascore", "aunderstand", "aunload", "classify", "embed",
+    "generate", "preload", "score", "understand", "unload",
 ]
 
 ImageInput: TypeAlias = Union[str, "os.PathLike[str]", bytes, bytearray, "Image.Image",
@@ -435,7 +436,7 @@ class Router:
                  control_type: str | None = None, control_scale: float | None = None,
                  reference_image: ImageInput | None = None,
                  reference_scale: float | None = None, options: dict[str, Any] | None = None,
-                 progress: bool = False) -> GenerateResult:
+                 rerank_with: ProviderArg = None, progress: bool = False) -> GenerateResult:
         """Text (plus optional images) to images. See :func:`mmsdk.generate`."""
         build = partial(
             generate_job, prompt, negative_prompt=negative_prompt, size=size, width=width,
@@ -444,8 +445,19 @@ class Router:
             control_type=control_type, control_scale=control_scale,
             reference_image=reference_image, reference_scale=reference_scale, options=options,
             progress=progress)
+        ranker = reranker(self, rerank_with)  # checked before anything is generated
+        began = time.monotonic()
         result: GenerateResult = self._run(Capability.GENERATE, build)
-        return result
+        if ranker is None:
+            return result
+        scoring_began = time.monotonic()
+        try:
+            scored = ranker.within(began).embed(images=result.images, texts=[prompt])
+            scores = clip_scores(scored, len(result.images))
+        except MMSDKError as error:
+            raise rerank_failed(error, result, ranker, began=began,
+                                scoring_began=scoring_began) from None
+        return ranked(result, scored, scores, began=began, scoring_began=scoring_began)
 
     async def agenerate(self, prompt: str, *, negative_prompt: str | None = None,
                         size: str | None = None, width: int | None = None,
@@ -458,6 +470,7 @@ class Router:
                         reference_image: ImageInput | None = None,
                         reference_scale: float | None = None,
                         options: dict[str, Any] | None = None,
+                        rerank_with: ProviderArg = None,
                         progress: bool = False) -> GenerateResult:
         """Async twin of :meth:`generate`."""
         build = partial(
@@ -467,8 +480,19 @@ class Router:
             control_type=control_type, control_scale=control_scale,
             reference_image=reference_image, reference_scale=reference_scale, options=options,
             progress=progress)
+        ranker = reranker(self, rerank_with)
+        began = time.monotonic()
         result: GenerateResult = await self._arun(Capability.GENERATE, build)
-        return result
+        if ranker is None:
+            return result
+        scoring_began = time.monotonic()
+        try:
+            scored = await ranker.within(began).aembed(images=result.images, texts=[prompt])
+            scores = clip_scores(scored, len(result.images))
+        except MMSDKError as error:
+            raise rerank_failed(error, result, ranker, began=began,
+                                scoring_began=scoring_began) from None
+        return ranked(result, scored, scores, began=began, scoring_began=scoring_began)
 
     @overload
     def understand(self, prompt: str, *, images: Images | None = None,
@@ -626,6 +650,19 @@ class Router:
         result: EmbedResult = await self._arun(Capability.EMBED, build)
         return result
 
+    def score(self, images: Images, prompt: str, *,
+              options: dict[str, Any] | None = None) -> list[float]:
+        """CLIP score of each image against *prompt*. See :func:`mmsdk.score`."""
+        count = check_score_inputs(images, prompt)
+        return clip_scores(self.embed(images=images, texts=[prompt], options=options), count)
+
+    async def ascore(self, images: Images, prompt: str, *,
+                     options: dict[str, Any] | None = None) -> list[float]:
+        """Async twin of :meth:`score`."""
+        count = check_score_inputs(images, prompt)
+        return clip_scores(await self.aembed(images=images, texts=[prompt], options=options),
+                           count)
+
 
 @dataclasses.dataclass(frozen=True)
 class _Checker:
@@ -747,7 +784,7 @@ def generate(prompt: str, *, provider: ProviderArg = None, policy: Policy | None
              control_image: ImageInput | None = None, control_type: str | None = None,
              control_scale: float | None = None, reference_image: ImageInput | None = None,
              reference_scale: float | None = None, options: dict[str, Any] | None = None,
-             progress: bool = False) -> GenerateResult:
+             rerank_with: ProviderArg = None, progress: bool = False) -> GenerateResult:
     """Make images from a text prompt (plus optional input, mask, control and reference images).
 
     Args:
@@ -762,18 +799,30 @@ def generate(prompt: str, *, provider: ProviderArg = None, policy: Policy | None
         control_image / control_type / control_scale: ControlNet.
         reference_image / reference_scale: IP-Adapter.
         options: provider-specific extras; unknown keys raise ``InvalidInputError``.
+        rerank_with: a provider that embeds images and texts (``"local:clip"``),
+            a list of them or a :class:`Router`: the images come back best first
+            by their CLIP score against *prompt* (see :func:`score`), in
+            ``result.scores``; the scoring attempts follow the generating ones in
+            ``result.attempts``. It is checked before generating; if scoring
+            fails afterwards, its error is raised (saying so) and no image is
+            returned. A string or list is called with this call's policy and
+            router (one ``Policy.deadline`` covers both steps).
         progress: show a progress bar for long local work.
 
     Example:
         >>> result = mmsdk.generate("a watercolor Japanese garden", provider="local:sd15", seed=1)
         >>> result.images[0].save("garden.png")
+        >>> best = mmsdk.generate("a red fox", provider="local:sd15", n=4, rerank_with="local:clip")
+        >>> best.scores            # descending, one per image
+        [31.2, 29.8, 27.5, 24.1]
     """
     return _router(provider, policy).generate(
         prompt, negative_prompt=negative_prompt, size=size, width=width, height=height,
         steps=steps, guidance=guidance, seed=seed, n=n, scheduler=scheduler, image=image,
         strength=strength, mask=mask, control_image=control_image, control_type=control_type,
         control_scale=control_scale, reference_image=reference_image,
-        reference_scale=reference_scale, options=options, progress=progress)
+        reference_scale=reference_scale, options=options, rerank_with=rerank_with,
+        progress=progress)
 
 
 async def agenerate(prompt: str, *, provider: ProviderArg = None, policy: Policy | None = None,
@@ -787,6 +836,7 @@ async def agenerate(prompt: str, *, provider: ProviderArg = None, policy: Policy
                     reference_image: ImageInput | None = None,
                     reference_scale: float | None = None,
                     options: dict[str, Any] | None = None,
+                    rerank_with: ProviderArg = None,
                     progress: bool = False) -> GenerateResult:
     """Async twin of :func:`generate` (same arguments)."""
     return await _router(provider, policy).agenerate(
@@ -794,7 +844,8 @@ async def agenerate(prompt: str, *, provider: ProviderArg = None, policy: Policy
         steps=steps, guidance=guidance, seed=seed, n=n, scheduler=scheduler, image=image,
         strength=strength, mask=mask, control_image=control_image, control_type=control_type,
         control_scale=control_scale, reference_image=reference_image,
-        reference_scale=reference_scale, options=options, progress=progress)
+        reference_scale=reference_scale, options=options, rerank_with=rerank_with,
+        progress=progress)
 
 
 @overload
@@ -988,6 +1039,42 @@ async def aembed(*, images: Images | None = None, texts: Sequence[str] | str | N
                  options: dict[str, Any] | None = None) -> EmbedResult:
     """Async twin of :func:`embed`."""
     return await _router(provider, policy).aembed(images=images, texts=texts, options=options)
+
+
+def score(images: Images, prompt: str, *, provider: ProviderArg = "local:clip",
+          policy: Policy | None = None, options: dict[str, Any] | None = None) -> list[float]:
+    """The CLIP score of each image against *prompt*, in input order.
+
+    torchmetrics' ``CLIPScore`` for each image: ``100 * max(cosine, 0)`` of its
+    vector and the prompt's, from any provider that embeds images and texts in
+    one space (CLIP, SigLIP). Scores from different models are not comparable.
+
+    Args:
+        images: one image or a list of them (any image input).
+        prompt: the text to score them against (truncated to the model's text length).
+        provider: the embedding provider, a fallback list, or a :class:`Router`.
+        policy: retries, timeouts and ordering.
+        options: the provider's embed options (``{"batch_size": 8}``).
+
+    Returns:
+        One float in ``[0, 100]`` per image.
+
+    Raises:
+        InvalidInputError: no image, a bad image, or an empty prompt.
+        CapabilityError: the provider cannot embed.
+
+    Example:
+        >>> mmsdk.score(["a.png", "b.png"], "a red fox", provider="local:clip")
+        [31.2, 24.1]
+    """
+    return _router(provider, policy).score(images, prompt, options=options)
+
+
+async def ascore(images: Images, prompt: str, *, provider: ProviderArg = "local:clip",
+                 policy: Policy | None = None,
+                 options: dict[str, Any] | None = None) -> list[float]:
+    """Async twin of :func:`score`."""
+    return await _router(provider, policy).ascore(images, prompt, options=options)
 
 
 def preload(provider: ProviderArg, capability: Capability | str | None = None) -> list[str]:

@@ -33,6 +33,8 @@ def calls(paths: list[str], picture: Path, flag: bool) -> None:
     assert_type(mmsdk.classify((picture, b"png"), ["cat"]), list[mmsdk.ClassifyResult])
     assert_type(mmsdk.generate("x", size="64x64", seed=1, image=picture), mmsdk.GenerateResult)
     assert_type(mmsdk.embed(texts=["a"], images=picture), mmsdk.EmbedResult)
+    assert_type(mmsdk.score([picture, "a.png"], "a cat"), list[float])
+    assert_type(mmsdk.generate("x", n=4, rerank_with="local:clip"), mmsdk.GenerateResult)
     router = mmsdk.Router(["openai:gpt-5.5", "local:llava"], policy=mmsdk.Policy(retries=0))
     assert_type(router.understand("x", images=[picture], detail="low"), mmsdk.UnderstandResult)
     assert_type(router.understand("x", stream=True), mmsdk.TextStream)
@@ -40,6 +42,7 @@ def calls(paths: list[str], picture: Path, flag: bool) -> None:
     assert_type(router.classify([picture], ["cat"]), list[mmsdk.ClassifyResult])
     assert_type(router.generate("x", n=2), mmsdk.GenerateResult)
     assert_type(router.embed(texts="a"), mmsdk.EmbedResult)
+    assert_type(router.score(picture, "a cat"), list[float])
     assert_type(mmsdk.preload("local:clip", "classify"), list[str])
     assert_type(router.preload(), list[str])
     assert_type(mmsdk.providers(), list[mmsdk.ProviderStatus])
@@ -59,6 +62,8 @@ async def acalls(router: mmsdk.Router) -> None:
     assert_type(await router.aclassify(["a.png"], ["cat"]), list[mmsdk.ClassifyResult])
     assert_type(await router.agenerate("x"), mmsdk.GenerateResult)
     assert_type(await router.aembed(texts=["a"]), mmsdk.EmbedResult)
+    assert_type(await mmsdk.ascore(["a.png"], "a cat", provider=router), list[float])
+    assert_type(await router.ascore(["a.png"], "a cat"), list[float])
     assert_type(await mmsdk.apreload("local:clip"), list[str])
     assert_type(await router.apreload(), list[str])
 '''
@@ -77,6 +82,8 @@ BAD = {
                       '"list[ClassifyResult]" has no attribute "top"']),
     "bad_stream": ('print(mmsdk.understand("x", stream=True).usage)',
                    ['"TextStream" has no attribute "usage"']),
+    "bad_score": ('print(mmsdk.score("a.png", "a cat").scores)',
+                  ['"list[float]" has no attribute "scores"']),
 }
 
 
@@ -119,7 +126,7 @@ def test_mistakes_in_user_code_are_mypy_errors(mypy_output: dict[str, list[str]]
 
 # -- the twins agree at run time too ----------------------------------------------------
 PAIRS = [(getattr(mmsdk, n), getattr(mmsdk, f"a{n}"))
-         for n in ("generate", "understand", "classify", "embed", "preload")]
+         for n in ("generate", "understand", "classify", "embed", "score", "preload")]
 
 
 def _keywords(function: Callable[..., Any], *, drop: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
