@@ -269,7 +269,7 @@ async def _finish(holder: AsyncGenerator[None, None]) -> None:
 
 @dataclass
 class _LoopEntry(Generic[A]):
-    fingerprint: str
+    connection: Connection
     client: A
     holder: AsyncGenerator[None, None]
 
@@ -294,7 +294,7 @@ class ClientCache(Generic[C, A]):
         self._make, self._amake = make, amake
         self._close, self._aclose = close, aclose
         self._lock = threading.Lock()
-        self._sync: tuple[str, C] | None = None
+        self._sync: tuple[Connection, C] | None = None
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopEntry[A]] = \
             weakref.WeakKeyDictionary()
         self._building: weakref.WeakKeyDictionary[
@@ -305,16 +305,15 @@ class ClientCache(Generic[C, A]):
 
     def get(self, connection: Connection) -> C:
         """The sync client for *connection* (built, or rebuilt, on first need)."""
-        tag = connection.fingerprint
         current = self._sync
-        if current is not None and current[0] == tag:
+        if current is not None and current[0] == connection:  # same fields, same fingerprint
             return current[1]
         with self._lock:
             current = self._sync
-            if current is not None and current[0] == tag:
+            if current is not None and current[0] == connection:
                 return current[1]
             client = self._make(connection)
-            self._sync = (tag, client)
+            self._sync = (connection, client)
         if current is not None:
             self._close(current[1])  # stale key or endpoint
         return client
@@ -322,10 +321,10 @@ class ClientCache(Generic[C, A]):
     async def aget(self, connection: Connection) -> A:
         """The running loop's async client for *connection*."""
         loop = asyncio.get_running_loop()
-        tag = connection.fingerprint
         entry = self._async.get(loop)
-        if entry is not None and entry.fingerprint == tag:
+        if entry is not None and entry.connection == connection:
             return entry.client
+        tag = connection.fingerprint
         # Calls arriving together on a cold loop share one build.
         building = self._building.get(loop)
         if building is None or building[0] != tag:
@@ -343,7 +342,7 @@ class ClientCache(Generic[C, A]):
                 for stale in [other for other in list(self._async) if other.is_closed()]:
                     self._async.pop(stale, None)
                 old = self._async.get(loop)
-                self._async[loop] = _LoopEntry(tag, client, holder)
+                self._async[loop] = _LoopEntry(connection, client, holder)
             if old is not None:
                 await old.holder.aclose()  # stale key or endpoint: close it now, on its loop
             return client
