@@ -62,7 +62,7 @@ import dataclasses
 import os
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from types import TracebackType
@@ -72,11 +72,13 @@ from ._errors import InvalidInputError, MMSDKError, ProviderError
 from ._plugin_helpers import error_for_transport, from_network, raise_mapped
 from ._redact import add_secret, redact
 from ._registry import fingerprint
+from ._types import Capability
 
 __all__ = [
     "ClientCache",
     "CloudSettings",
     "Connection",
+    "DefaultModels",
     "ErrorBoundary",
     "PluginSettings",
     "Translate",
@@ -222,6 +224,42 @@ class PluginSettings(Generic[S]):
                 parse = self._parse.get(name)
                 return parse(raw) if parse is not None else raw
         return None
+
+
+class DefaultModels(Mapping[Capability, str]):
+    """What a bare provider name means per capability, read from settings at each lookup.
+
+    For ``ProviderSpec.default_models``: ``configure(...)`` and the variables
+    then apply after the plugin was registered.
+
+    Args:
+        settings: the plugin's settings.
+        fields: capability -> the setting naming its default model (its
+            ``defaults`` entry, or *builtin*, supplies the built-in one).
+        builtin: capability -> model when the setting resolves to ``None``.
+    """
+
+    def __init__(self, settings: PluginSettings[Any], fields: Mapping[Capability, str],
+                 builtin: Mapping[Capability, str] | None = None) -> None:
+        self._settings = settings
+        self._fields = dict(fields)
+        self._builtin = dict(builtin or {})
+
+    def __getitem__(self, capability: Capability) -> str:
+        name = self._fields[capability]  # KeyError for a capability the plugin lacks
+        value = getattr(self._settings.resolved(), name) or self._builtin.get(capability)
+        if value is None:
+            raise KeyError(capability)
+        return str(value)
+
+    def __iter__(self) -> Iterator[Capability]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"DefaultModels({dict(self.items())!r})"
 
 
 # -- clients -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from ._cloud import (
     ClientCache,
     CloudSettings,
     Connection,
+    DefaultModels,
     ErrorBoundary,
     PluginSettings,
     Translate,
@@ -87,7 +88,8 @@ from ._video import VideoInput
 
 __all__ = [
     "AllProvidersFailedError", "AuthenticationError", "Availability", "CancelledError",
-    "Capability", "ClientCache", "CloudSettings", "Connection", "ErrorBoundary",
+    "Capability", "ClientCache", "CloudSettings", "Connection", "DefaultModels",
+    "ErrorBoundary",
     "PluginSettings", "Translate", "safe_fetch",
     "CapabilityError", "CircuitOpenError", "Classify", "ClassifyRequest", "ClassifyResult",
     "ContentPolicyError",

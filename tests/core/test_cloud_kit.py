@@ -21,9 +21,11 @@ from loopback import LoopbackServer, Received, Reply
 import mmsdk
 from mmsdk._registry import PluginWarning, get_registry
 from mmsdk.plugin import (
+    Capability,
     ClientCache,
     CloudSettings,
     Connection,
+    DefaultModels,
     ErrorBoundary,
     InvalidInputError,
     PluginSettings,
@@ -97,6 +99,23 @@ def test_configure_checks_names_and_values_and_counts_changes() -> None:
     assert settings.explicit == AcmeSettings() and settings.version == version + 2
     with pytest.raises(ValueError, match="unknown settings"):
         PluginSettings("acme", AcmeSettings(), env={"nope": "X"})
+
+
+def test_default_models_are_read_from_settings_at_each_lookup(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _acme()
+    defaults = DefaultModels(settings, {Capability.UNDERSTAND: "model",
+                                        Capability.GENERATE: "base_url"},
+                             builtin={Capability.GENERATE: "acme-paint-1"})
+    assert dict(defaults) == {Capability.UNDERSTAND: "acme-1",
+                              Capability.GENERATE: "acme-paint-1"}
+    monkeypatch.setenv("MMSDK_ACME_MODEL", "acme-env")
+    assert defaults[Capability.UNDERSTAND] == "acme-env"
+    settings.configure(model="acme-explicit")
+    assert defaults[Capability.UNDERSTAND] == "acme-explicit"
+    with pytest.raises(KeyError):
+        defaults[Capability.CLASSIFY]  # not a capability of this plugin
+    assert Capability.CLASSIFY not in defaults and len(defaults) == 2
 
 
 def test_settings_never_show_a_key(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,6 @@ the SDK or makes a request.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +23,7 @@ from mmsdk.plugin import (
     first_env,
     missing_packages,
 )
+from mmsdk.plugin import DefaultModels as LiveDefaults
 
 __all__ = [
     "DEFAULT_IMAGE_MODEL",
@@ -184,28 +184,9 @@ def availability_with_key(model: str) -> Availability:
     return Availability.yes()
 
 
-class DefaultModels(Mapping[Capability, str]):
-    """The model a bare ``gemini`` means, per capability, read at lookup time.
+class DefaultModels(LiveDefaults):
+    """The model a bare ``gemini`` means, per capability, read at lookup time."""
 
-    Reading late lets ``MMSDK_GEMINI_MODEL`` and :func:`configure` change the
-    defaults after the plugin was registered.
-    """
-
-    _CAPABILITIES = (Capability.UNDERSTAND, Capability.CLASSIFY, Capability.GENERATE)
-
-    def __getitem__(self, capability: Capability) -> str:
-        settings = SETTINGS.resolved()
-        if capability is Capability.GENERATE:
-            return str(settings.image_model)
-        if capability in (Capability.UNDERSTAND, Capability.CLASSIFY):
-            return str(settings.model)
-        raise KeyError(capability)
-
-    def __iter__(self) -> Iterator[Capability]:
-        return iter(self._CAPABILITIES)
-
-    def __len__(self) -> int:
-        return len(self._CAPABILITIES)
-
-    def __repr__(self) -> str:
-        return f"DefaultModels({dict(self.items())!r})"
+    def __init__(self) -> None:
+        super().__init__(SETTINGS, {Capability.UNDERSTAND: "model", Capability.CLASSIFY: "model",
+                                    Capability.GENERATE: "image_model"})

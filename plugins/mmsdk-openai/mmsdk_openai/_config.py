@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mmsdk.plugin import Availability, Capability, CloudSettings, ModelLifecycle, PluginSettings
+from mmsdk.plugin import DefaultModels as LiveDefaults
 
 __all__ = [
     "AVAILABLE",
@@ -172,19 +172,12 @@ def configure(**changes: Any) -> OpenAISettings:
     return SETTINGS.configure(**changes)
 
 
-class DefaultModels(Mapping[Capability, str]):
+class DefaultModels(LiveDefaults):
     """What bare ``"openai"`` means per capability, read live: settings, env, built-in."""
 
-    def __getitem__(self, capability: Capability) -> str:
-        if capability not in DEFAULT_MODELS:
-            raise KeyError(capability)
-        return str(getattr(SETTINGS.resolved(), f"{capability.value}_model"))
-
-    def __iter__(self) -> Iterator[Capability]:
-        return iter(DEFAULT_MODELS)
-
-    def __len__(self) -> int:
-        return len(DEFAULT_MODELS)
+    def __init__(self) -> None:
+        super().__init__(SETTINGS, {capability: f"{capability.value}_model"
+                                    for capability in DEFAULT_MODELS})
 
 
 _sdk_found = False
