@@ -208,6 +208,22 @@ def test_the_report_arithmetic_on_injected_results() -> None:
     assert "n/a" in summarise("classify", ["e4"], ["p"], [results[3]]).to_markdown()
 
 
+def test_cost_is_read_from_each_result(pets: Path) -> None:
+    with TestProvider("cloud", local=False, answer="cat") as cloud, \
+            TestProvider("unpriced", local=False, answer="cat"), TestProvider("onbox", answer="cat"):
+        # $1 per input token, $2 per output token: "which animal" + "cat" costs $4 a call
+        cloud.info = cloud.info.model_copy(
+            update={"price": mmsdk.Price(input_per_mtok=1e6, output_per_mtok=2e6)})
+        report = mmsdk.evaluate(pets, providers=["cloud:m", "unpriced:m", "onbox:m"],
+                                task="understand", prompt="which animal")
+    assert [r.cost_usd for r in report.results[:6]] == [pytest.approx(4.0)] * 6
+    cloud_row = report.providers["cloud:m"]
+    assert cloud_row.cost_usd == pytest.approx(24.0)
+    assert cloud_row.cost_per_example_usd == pytest.approx(4.0)
+    assert report.providers["unpriced:m"].cost_usd is None   # unknown price: no made-up number
+    assert report.providers["onbox:m"].cost_usd == 0.0       # local models cost nothing
+
+
 def test_latency_comes_from_each_result(pets: Path) -> None:
     with TestProvider("fake"):
         report = mmsdk.evaluate(pets, providers=["fake:m"])
