@@ -310,9 +310,16 @@ def _eval(args: argparse.Namespace) -> int:
         if importlib.util.find_spec("matplotlib") is None:
             raise ProviderUnavailableError("--plot draws with matplotlib, which is not installed.",
                                            fix="pip install 'mmsdk[plot]'")
-    report = evaluate(args.folder, providers=args.provider, task=args.task, prompt=args.question,
-                      template=args.template, concurrency=args.concurrency, resume=args.out,
-                      options=dict(args.option) or None, progress=True)
+    try:
+        report = evaluate(args.folder, providers=args.provider, task=args.task,
+                          prompt=args.question, template=args.template,
+                          concurrency=args.concurrency, resume=args.out,
+                          options=dict(args.option) or None, progress=True)
+    except KeyboardInterrupt:
+        hint = (f"finished calls are kept in {args.out}; run the same command again to resume"
+                if args.out else "pass --out FILE next time to keep finished calls and resume")
+        print(f"interrupted: {hint}", file=sys.stderr)
+        return 130
     if args.json:
         print(report.model_dump_json())
     else:

@@ -57,6 +57,18 @@ def test_eval_json_and_resume(pets: Path, two: tuple[TestProvider, ...], tmp_pat
     assert err.count("eval [") == 1 and "8/8" in err   # drawn once, already full
 
 
+def test_an_interrupted_eval_says_how_to_resume(pets: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out_file = tmp_path / "results.jsonl"
+    args = ["eval", str(pets), "-p", "stop:m", "--out", str(out_file), "--concurrency", "1"]
+    with TestProvider("stop", failures=[None, KeyboardInterrupt]) as stop:
+        assert main(args) == 130
+        assert "run the same command again to resume" in capsys.readouterr().err
+        assert main(args) == 0
+    assert len(stop.calls) == 2 + 3      # the first answer was kept
+    assert "| `stop:m` |" in capsys.readouterr().out
+
+
 def test_eval_understand_with_a_question(pets: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with TestProvider("vlm", answer="Cat.") as vlm:
         assert main(["eval", str(pets), "-p", "vlm:m", "--task", "understand",
