@@ -109,6 +109,14 @@ def test_scoring_rules() -> None:
     assert field_agreement(Reading(value=3.14159), Reading(value=3.14)) == 1.0
     assert field_agreement(Reading(value=3.16), Reading(value=3.14)) == 0.0
 
+    class Owner(BaseModel):
+        name: str
+        pet: Pet
+
+    # nested fields count one by one, as the cross-check names them ("pet.animal")
+    assert field_agreement(Owner(name="Ann", pet=Pet(animal="dog", legs=4)),
+                           Owner(name="ann", pet=Pet(animal="cat", legs=4))) == pytest.approx(2 / 3)
+
 
 @pytest.mark.parametrize(("dataset", "message"), [
     ("missing", "does not exist"),
