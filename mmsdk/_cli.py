@@ -288,6 +288,10 @@ def _providers(args: argparse.Namespace) -> int:
         print(f"{label:<{width}}  {capabilities:<34}  {state}")
         if status.target:
             print(f"{'':<{width}}    = {status.target}")
+        served = [m for m in status.models if m not in status.defaults.values()]
+        if served:  # a plugin that lists the models it serves (an endpoint, a hub)
+            shown = ", ".join(status.models[:8]) + (" ..." if len(status.models) > 8 else "")
+            print(f"{'':<{width}}    models: {shown}")
         if not status.usable and status.fix:
             print(f"{'':<{width}}    fix: {status.fix}")
         for note in status.warnings:

@@ -9,6 +9,10 @@ not starve each other in the default pool and torch keeps one thread pool per
 model; others in the default executor. Cloud plugins override them with their
 SDK's async client.
 
+What a model can do is what its class implements: the core reads a class's
+capabilities from these mixins (:func:`capabilities_of`); a plugin declares
+them nowhere else.
+
 Streaming protocol: ``understand_stream`` yields ``str`` chunks and ends with
 exactly one :class:`UnderstandResult` holding the whole answer.
 """
@@ -27,9 +31,17 @@ from typing import Any, TypeVar
 
 from ._errors import CapabilityError
 from ._requests import ClassifyRequest, EmbedRequest, GenerateRequest, Request, UnderstandRequest
-from ._types import ClassifyResult, EmbedResult, GenerateResult, ModelInfo, UnderstandResult
+from ._types import (
+    Capability,
+    ClassifyResult,
+    EmbedResult,
+    GenerateResult,
+    ModelInfo,
+    UnderstandResult,
+)
 
-__all__ = ["Classify", "Embed", "Generate", "Model", "StreamEvent", "Understand"]
+__all__ = ["Classify", "Embed", "Generate", "Model", "StreamEvent", "Understand",
+           "capabilities_of"]
 
 StreamEvent = str | UnderstandResult
 T = TypeVar("T")
@@ -39,6 +51,10 @@ _workers_lock = threading.Lock()
 class Model:
     """Base of every provider model object.
 
+    mmsdk builds both arguments (a plugin's factory receives them, or the class
+    is called with them): the provider string ``NAME:MODEL`` and the full
+    :class:`ModelInfo`, whose ``capabilities`` are this class's mixins.
+
     Attributes:
         provider: the full provider string, e.g. ``"openai:gpt-5.5"``.
         info: the model's capability metadata.
@@ -47,6 +63,11 @@ class Model:
     def __init__(self, provider: str, info: ModelInfo) -> None:
         self.provider = provider
         self.info = info
+
+    @property
+    def model_name(self) -> str:
+        """The model part of :attr:`provider` (``"gpt-5.5"`` for ``"openai:gpt-5.5"``)."""
+        return self.provider.partition(":")[2]
 
     def preload(self) -> None:
         """Get ready ahead of the first call (:func:`mmsdk.preload`): load weights, build clients.
@@ -179,3 +200,20 @@ class Embed(Model, ABC):
 
     async def aembed(self, request: EmbedRequest) -> EmbedResult:
         return await self.run_blocking(self.embed, request)
+
+
+MIXINS: dict[Capability, type[Model]] = {
+    Capability.GENERATE: Generate, Capability.UNDERSTAND: Understand,
+    Capability.CLASSIFY: Classify, Capability.EMBED: Embed,
+}
+
+
+def capabilities_of(cls: type[Model]) -> frozenset[Capability]:
+    """The capabilities a model class offers: the mixins it subclasses.
+
+    Example:
+        >>> class Vision(Understand, Classify): ...
+        >>> sorted(c.value for c in capabilities_of(Vision))
+        ['classify', 'understand']
+    """
+    return frozenset(c for c, mixin in MIXINS.items() if issubclass(cls, mixin))

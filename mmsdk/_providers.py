@@ -49,7 +49,9 @@ class ProviderStatus(BaseModel):
         usable: whether it can run here now (package, key, GPU, weights).
         reason: why it cannot, when it cannot.
         fix: the step that makes it usable.
-        models: the models it names: its default models, in capability order.
+        models: the models it names: its default models, in capability order, then
+            the models it serves that its plugin lists (``ProviderSpec.list_models``:
+            an OpenAI-compatible endpoint's ``/v1/models``, for instance).
         defaults: the model a bare ``name`` means, per capability.
         warnings: retirement and deprecation notes for those models, on today's date.
 
@@ -110,7 +112,7 @@ def _status(row: dict[str, Any], registry: Registry) -> ProviderStatus:
     if "defaults" in row:
         name = row["provider"]
         defaults = {Capability(c): m for c, m in row["defaults"].items()}
-        models = list(dict.fromkeys(defaults.values()))
+        models = list(row.get("models") or dict.fromkeys(defaults.values()))
         return ProviderStatus(name=name, plugin=registry.owners.get(f"provider:{name}"),
                               capabilities=capabilities, models=models, defaults=defaults,
                               warnings=lifecycle_warnings(registry.specs.get(name), models),

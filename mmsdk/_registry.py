@@ -13,7 +13,7 @@ import importlib.metadata
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -22,7 +22,7 @@ import pluggy
 
 from . import _hookspecs
 from ._errors import CapabilityError, MMSDKError, ProviderUnavailableError, UnknownProviderError
-from ._model import Model
+from ._model import Model, capabilities_of
 from ._redact import redact
 from ._types import Availability, Capability, ModelInfo
 
@@ -67,16 +67,45 @@ def _always_available(model: str) -> Availability:
     return Availability.yes()
 
 
+def _no_details(model: str) -> ModelInfo:
+    return ModelInfo()
+
+
+ModelClass = type[Model]
+"""A :class:`Model` subclass: its mixins are what the models it serves can do."""
+
+
 @dataclass(frozen=True)
 class ProviderSpec:
     """A provider, as a plugin registers it. Nothing heavy is imported to build one.
 
+    Each fact is declared once: what a model can do comes from its class's
+    mixins (:class:`Generate`, :class:`Understand`, :class:`Classify`,
+    :class:`Embed`); the provider string (``NAME:MODEL``) and the full
+    :class:`ModelInfo` are built by mmsdk and handed to the factory.
+
     Attributes:
         name: the part before ``:`` in provider strings.
-        factory: ``factory(model)`` returns a :class:`Model`; heavy imports go here.
-        describe: ``describe(model)`` returns the model's :class:`ModelInfo`; cheap.
-        default_models: the model a bare ``name`` means, per capability; its
-            keys are the capabilities this provider offers.
+        model_class: the :class:`Model` subclass serving every model, or
+            ``model_class(model)`` returning the one serving *model* (cheap: no
+            SDK or torch import; a class whose module imports one can be
+            declared as a light abstract base in the registration module that
+            the real class subclasses).
+        describe: ``describe(model)`` -> the model's :class:`ModelInfo` without
+            ``capabilities`` (supported :class:`Feature` s, options, limits,
+            price, ...); cheap. Default: an empty one.
+        factory: ``factory(model, provider, info)`` -> the :class:`Model`
+            object (heavy imports go here); it must implement every capability
+            of the declared class (subclassing it is the simple way; it may
+            implement more, as one class serving several kinds of models does:
+            routing follows the declared class). Default:
+            ``model_class(model)(provider, info)``.
+        default_models: the model a bare ``name`` means, per capability; each
+            one's class must offer that capability (checked at registration).
+            A mapping may be live (read at call time, e.g. from settings).
+        list_models: ``list_models()`` -> the models this provider serves, for
+            a plugin that serves many (an endpoint's ``/v1/models``, hub
+            repos); shown by ``mmsdk providers``. May make a bounded request.
         check: ``check(model)`` says whether it can run here (packages via
             ``importlib.util.find_spec``, keys, weights); cheap, makes no request.
         description: one line for ``mmsdk providers``.
@@ -90,9 +119,11 @@ class ProviderSpec:
     """
 
     name: str
-    factory: Callable[[str], Model]
-    describe: Callable[[str], ModelInfo]
+    model_class: ModelClass | Callable[[str], ModelClass]
+    describe: Callable[[str], ModelInfo] = _no_details
+    factory: Callable[[str, str, ModelInfo], Model] | None = None
     default_models: Mapping[Capability, str] = field(default_factory=dict)
+    list_models: Callable[[], Sequence[str]] | None = None
     check: Callable[[str], Availability] = _always_available
     description: str = ""
     retired: Mapping[str, str] = field(default_factory=dict)
@@ -100,9 +131,79 @@ class ProviderSpec:
     deprecation: Callable[[str], str | None] | None = None
     with_key: Callable[[str], ProviderSpec] | None = None
 
+    def class_of(self, model: str) -> ModelClass:
+        """The :class:`Model` subclass serving *model*."""
+        declared = self.model_class
+        cls = declared if isinstance(declared, type) else declared(model)
+        if not (isinstance(cls, type) and issubclass(cls, Model)):
+            raise TypeError(f"model_class for {self.name}:{model} is {cls!r}, not a subclass "
+                            "of mmsdk.plugin.Model")
+        if not capabilities_of(cls):
+            raise TypeError(f"{cls.__name__} (serving {self.name}:{model}) implements none of "
+                            "Generate, Understand, Classify, Embed")
+        return cls
+
     @property
     def capabilities(self) -> frozenset[Capability]:
-        return frozenset(self.default_models)
+        """What the provider offers: its class's, or its default models' classes'."""
+        if isinstance(self.model_class, type):
+            return capabilities_of(self.class_of(""))
+        return frozenset().union(*(capabilities_of(self.class_of(model))
+                                   for model in self.default_models.values()))
+
+    def build(self, model: str, provider: str, info: ModelInfo) -> Model:
+        """The model object for *model* (the factory's, or the class called with
+        ``(provider, info)``), checked against the declared class."""
+        cls = self.class_of(model)
+        made = self.factory(model, provider, info) if self.factory is not None \
+            else cls(provider, info)
+        lacking = capabilities_of(cls) - capabilities_of(type(made))
+        if not isinstance(made, Model) or lacking:
+            raise ProviderUnavailableError(
+                f"{provider}: its plugin's factory returned {type(made).__name__}, which does "
+                f"not implement {', '.join(sorted(c.value for c in lacking)) or 'Model'} as "
+                f"its declared class {cls.__name__} does. This is a bug in the plugin; please "
+                "report it.", provider=provider, fix="reinstall or update the plugin package",
+                code="plugin_broken")
+        return made
+
+
+def model_info(spec: ProviderSpec, model: str) -> ModelInfo:
+    """*spec*'s description of *model* with its capabilities filled in from its class."""
+    info = spec.describe(model)
+    if not isinstance(info, ModelInfo):
+        raise TypeError(f"describe() returned {type(info).__name__}, not a ModelInfo")
+    if info.capabilities:
+        raise TypeError("describe() set ModelInfo.capabilities; leave it out: mmsdk reads "
+                        "them from the model class's mixins")
+    return info.model_copy(update={"capabilities": capabilities_of(spec.class_of(model))})
+
+
+def validate(spec: ProviderSpec) -> None:
+    """Check what *spec* declares, as it registers; raises ``TypeError`` / ``ValueError``
+    naming the mistake (a bad model class, a default model whose class lacks its
+    capability, a describe() with an unknown feature)."""
+    if not isinstance(spec.model_class, type) and not callable(spec.model_class):
+        raise TypeError(f"model_class must be a Model subclass or a function of the model "
+                        f"name, got {spec.model_class!r}")
+    if isinstance(spec.model_class, type):
+        spec.class_of("")
+    for capability in spec.default_models:
+        if not isinstance(capability, Capability):
+            raise TypeError(f"default_models keys are Capability members, got {capability!r}")
+        if spec.list_models is not None:  # its defaults may need the model list: read later
+            continue
+        model = spec.default_models[capability]
+        if capability not in capabilities_of(spec.class_of(model)):
+            raise TypeError(f"default model {model!r} for {capability.value} is served by "
+                            f"{spec.class_of(model).__name__}, which does not implement "
+                            f"{capability.value.capitalize()}")
+        try:
+            model_info(spec, model)
+        except (TypeError, ValueError):  # a declaration mistake (a ValidationError too)
+            raise
+        except Exception:  # a failure at run time: contained when the model is resolved
+            logger.debug("mmsdk: %s: describe(%r) failed at registration", spec.name, model)
 
 
 def fingerprint(api_key: str) -> str:
@@ -149,7 +250,7 @@ class Resolved:
     @cached_property
     def info(self) -> ModelInfo:
         try:
-            return self.spec.describe(self.model)
+            return model_info(self.spec, self.model)
         except MMSDKError:
             raise
         except Exception as exc:  # a broken plugin is reported, never a raw exception
@@ -200,6 +301,11 @@ class Registry:
         # A name ("provider:x" / "alias:x") two distributions registered: plugin -> value.
         self._contested: dict[str, dict[str, Any]] = {}
         self.owners: dict[str, str] = {}
+        # Plugins added with register_plugin(): they may not take a built-in name.
+        self._runtime: set[str] = set()
+        # Aliases installed distributions declare in the "mmsdk.aliases" entry-point
+        # group: alias -> the plugin entry points of that distribution (not imported).
+        self._declared: dict[str, list[str]] = {}
         # Models for the environment's credentials are keyed by provider string,
         # those made with a per-router key by (provider string, key fingerprint).
         self._models: dict[str | tuple[str, str], Model] = {}
@@ -211,15 +317,41 @@ class Registry:
         """Find every installed plugin in *group*; each is imported when first needed.
 
         A provider string imports only the plugin whose entry point bears its
-        name; anything that needs the whole picture (an alias, an unknown name,
-        the default route, ``mmsdk providers``) imports them all. Import failures
-        are recorded, never raised.
+        name; an alias imports only the plugin whose distribution declares it
+        in the ``<group>.aliases`` entry-point group (the entry point's name is
+        the alias, its value the plugin module); anything that needs the whole
+        picture (an unknown name, the default route, ``mmsdk providers``)
+        imports them all. Import failures are recorded, never raised.
         """
         for entry_point in importlib.metadata.entry_points(group=group):
             name = entry_point.name
             if name in self._pending or name in self._disabled:  # a second distribution
                 name = f"{name}@{_distribution(entry_point) or entry_point.value}"
             (self._pending if _allowed(entry_point.name) else self._disabled)[name] = entry_point
+        plugins = [*self._pending.items(), *self._disabled.items()]
+        for declared in importlib.metadata.entry_points(group=f"{group}.aliases"):
+            dist = _distribution(declared)
+            same = [key for key, ep in plugins if _distribution(ep) == dist]
+            owners = [key for key in same if plugins_value(key, plugins) == declared.value]
+            self._declared.setdefault(declared.name.strip(), []).extend(owners or same)
+
+    def _declared_owners(self, alias: str) -> list[str]:
+        """The not-yet-imported plugins declaring *alias* (a ``local:`` one: built-ins only)."""
+        return [key for key in self._declared.get(alias, ()) if key in self._pending
+                and (not reserved(alias)
+                     or _distribution(self._pending[key]) in BUILTIN_DISTRIBUTIONS)]
+
+    def _check_declared(self, plugin: str) -> None:
+        """Report aliases *plugin*'s distribution declares that its hook did not register."""
+        if plugin in self._failures:
+            return
+        missing = sorted(alias for alias, owners in self._declared.items() if plugin in owners
+                         and self.owners.get(f"alias:{alias}") != plugin
+                         and plugin not in self._contested.get(f"alias:{alias}", {}))
+        if missing:
+            self._fail(plugin, f"it declares alias(es) {', '.join(map(repr, missing))} "
+                               "(entry-point group mmsdk.aliases) that its register_aliases "
+                               "hook does not register")
 
     def apply_plugin_choice(self) -> None:
         """Follow a changed ``configure(plugins=...)``: unload the entry-point plugins it
@@ -250,6 +382,7 @@ class Registry:
             self._fail(name, f"import failed: {type(exc).__name__}: {exc}")
             return
         self.add_plugin(plugin, name)
+        self._check_declared(name)
 
     def _third_party(self, plugin: str) -> bool:
         """Whether *plugin* came from an installed distribution that is not mmsdk's own."""
@@ -316,9 +449,14 @@ class Registry:
             self.load_pending()
         return self._failures
 
-    def add_plugin(self, plugin: object, name: str) -> None:
-        """Register *plugin* (a module or object with hookimpls) and collect its providers."""
+    def add_plugin(self, plugin: object, name: str, *, runtime: bool = False) -> None:
+        """Register *plugin* (a module or object with hookimpls) and collect its providers.
+
+        *runtime*: added by :func:`register_plugin`, so it may not register a built-in name.
+        """
         self._resolved.clear()
+        if runtime:
+            self._runtime.add(name)
         try:
             self._pm.register(plugin, name=name)
         except ValueError as exc:
@@ -341,6 +479,7 @@ class Registry:
         if self._pm.has_plugin(name):
             self._pm.unregister(name=name)
         self._origin.pop(name, None)
+        self._runtime.discard(name)
         for key, claims in list(self._contested.items()):
             if claims.pop(name, None) is not None and len(claims) == 1:
                 (survivor, value), = claims.items()  # the name is usable again
@@ -370,6 +509,11 @@ class Registry:
             if ":" in spec.name:
                 self._fail(plugin, f"provider name {spec.name!r} rejected: it contains ':'")
                 return
+            try:
+                validate(spec)
+            except Exception as exc:  # the author's mistake: reported like any broken plugin
+                self._fail(plugin, f"provider {spec.name!r} rejected: {exc}")
+                return
             if self._claim(plugin, "provider", spec.name, spec):
                 self._specs[spec.name] = spec
         return register
@@ -377,9 +521,11 @@ class Registry:
     def _claim(self, plugin: str, kind: str, name: str, value: Any) -> bool:
         """Whether *plugin* may register *name*; records refusals and collisions."""
         key = f"{kind}:{name}"
-        if reserved(name) and self._third_party(plugin):
+        if reserved(name) and (self._third_party(plugin) or plugin in self._runtime):
+            who = f"plugin {plugin!r}, registered at run time," if plugin in self._runtime \
+                else self._label(plugin)
             self._fail(plugin, f"{kind} name {name!r} refused: it is reserved to mmsdk's "
-                               f"built-in plugins ({self._label(plugin)} is not one)")
+                               f"built-in plugins ({who} is not one)")
             return False
         if key in self._contested:
             self._contested[key][plugin] = value
@@ -415,6 +561,15 @@ class Registry:
 
     def _alias_adder(self, plugin: str) -> Callable[[str, str], None]:
         def register(alias: str, target: str) -> None:
+            outsider = reserved(alias) and (self._third_party(plugin) or plugin in self._runtime)
+            if not outsider and plugin in self._origin \
+                    and plugin not in self._declared.get(alias, ()):
+                # an installed plugin's aliases must be known without importing it
+                self._fail(plugin, f"alias {alias!r} rejected: not declared in its "
+                                   "distribution's metadata; add it under "
+                                   "[project.entry-points.\"mmsdk.aliases\"] as "
+                                   f"\"{alias}\" = \"<plugin module>\"")
+                return
             if self._claim(plugin, "alias", alias, target):
                 self._aliases[alias] = target
         return register
@@ -453,16 +608,7 @@ class Registry:
                                        f"'openai:gpt-5.5', got {text!r}.")
         original = text.strip()
         if self._pending and original not in self._aliases:
-            with self._load_lock:  # import only the plugin this name needs, if it can tell
-                name = original.partition(":")[0]
-                self._load(name)
-                if name not in self._specs:
-                    self.load_pending()  # an alias or an unknown name: look everywhere
-                elif not reserved(name) and self.owners.get(f"provider:{name}") in self._origin:
-                    # an installed third-party name: another distribution may register it too
-                    for other in [n for n, e in self._pending.items()
-                                  if _distribution(e) not in BUILTIN_DISTRIBUTIONS]:
-                        self._load(other)
+            self._load_for(original)
         for key in (f"alias:{original}", f"provider:{original.partition(':')[0]}"):
             if key in self._contested:
                 raise ProviderUnavailableError(
@@ -471,6 +617,9 @@ class Registry:
                     fix="pip uninstall one of them, or set MMSDK_PLUGINS to the one you want")
         target = self._aliases.get(original, original)
         name, _, model = target.partition(":")
+        if name not in self._specs and name in self._pending:  # an alias into another plugin
+            with self._load_lock:
+                self._load(name)
         spec = self._specs.get(name)
         if spec is None and name in self._disabled:
             raise ProviderUnavailableError(
@@ -492,6 +641,9 @@ class Registry:
             raise self._unknown(original)
         if not model:
             default = spec.default_models.get(capability) if capability else None
+            if default is None and capability is not None and spec.list_models is not None:
+                default = next((m for m in listed(spec) if capability in
+                                capabilities_of(spec.class_of(m))), None)
             if default is None:
                 offered = ", ".join(sorted(c.value for c in spec.capabilities)) or "nothing"
                 raise CapabilityError(
@@ -502,6 +654,23 @@ class Registry:
             raise UnknownProviderError(f"{name}:{model} is retired. {spec.retired[model]}",
                                        provider=f"{name}:{model}", code="retired_model")
         return Resolved(spec, model)
+
+    def _load_for(self, original: str) -> None:
+        """Import only the plugins *original* needs, where that can be told without importing."""
+        with self._load_lock:
+            for owner in self._declared_owners(original):  # an alias declared in metadata
+                self._load(owner)
+            if original in self._aliases:
+                return
+            name = original.partition(":")[0]
+            self._load(name)
+            if name not in self._specs:
+                self.load_pending()  # an undeclared alias or an unknown name: look everywhere
+            elif not reserved(name) and self.owners.get(f"provider:{name}") in self._origin:
+                # an installed third-party name: another distribution may register it too
+                for other in [n for n, e in self._pending.items()
+                              if _distribution(e) not in BUILTIN_DISTRIBUTIONS]:
+                    self._load(other)
 
     def _unknown(self, text: str) -> UnknownProviderError:
         candidates = self.known_names()
@@ -529,7 +698,7 @@ class Registry:
         with self._lock:
             model = self._models.get(key)
             if model is None:
-                model = resolved.spec.factory(resolved.model)
+                model = resolved.spec.build(resolved.model, resolved.provider, resolved.info)
                 self._models[key] = model
         return model
 
@@ -568,6 +737,23 @@ class Registry:
             return True
 
 
+def listed(spec: ProviderSpec) -> list[str]:
+    """The models *spec* lists (``list_models``), ``[]`` when it lists none or fails to."""
+    if spec.list_models is None:
+        return []
+    try:
+        return [str(m) for m in spec.list_models()]
+    except Exception as exc:  # a broken list is shown as empty, never raised
+        logger.warning("mmsdk: %s: list_models() failed: %s: %s", spec.name,
+                       type(exc).__name__, exc)
+        return []
+
+
+def plugins_value(key: str, plugins: list[tuple[str, importlib.metadata.EntryPoint]]) -> str:
+    """The value (module) of plugin entry point *key* among *plugins*."""
+    return next(ep.value for name, ep in plugins if name == key)
+
+
 def _distribution(entry_point: importlib.metadata.EntryPoint) -> str | None:
     dist = getattr(entry_point, "dist", None)
     return getattr(dist, "name", None) if dist is not None else None
@@ -603,8 +789,12 @@ def registry_loaded() -> bool:
 
 
 def register_plugin(plugin: object, name: str) -> None:
-    """Register a plugin object at run time, exactly as an entry point would be."""
-    get_registry().add_plugin(plugin, name)
+    """Register a plugin object at run time, as an entry point would be.
+
+    It may not register a built-in name (``openai``, ``local:...``, ...): those
+    belong to mmsdk's own plugin distributions, even before they are imported.
+    """
+    get_registry().add_plugin(plugin, name, runtime=True)
 
 
 def unregister_plugin(name: str) -> None:
@@ -616,10 +806,20 @@ def describe_all(registry: Registry) -> list[dict[str, Any]]:
     """One row per provider, alias and failed plugin, for ``mmsdk providers``."""
     rows: list[dict[str, Any]] = []
     for spec in registry.specs.values():
-        defaults = {c.value: m for c, m in sorted(spec.default_models.items())}
-        first = next(iter(defaults.values()), None)
+        try:
+            defaults = {c.value: m for c, m in sorted(spec.default_models.items())}
+            models = list(dict.fromkeys([*defaults.values(), *listed(spec)]))
+            capabilities = sorted(c.value for c in spec.capabilities)
+        except Exception as exc:  # a broken plugin is shown, not raised
+            rows.append({"provider": spec.name, "capabilities": [], "usable": False,
+                         "reason": f"its plugin failed to describe it: {type(exc).__name__}: "
+                                   f"{exc}", "fix": "reinstall or update the plugin package",
+                         "defaults": {}, "models": []})
+            continue
+        first = next(iter(models), None)
         resolved = Resolved(spec, first) if first else None
-        rows.append(_row(spec.name, resolved, sorted(defaults), spec) | {"defaults": defaults})
+        rows.append(_row(spec.name, resolved, capabilities, spec)
+                    | {"defaults": defaults, "models": models})
     for alias, target in sorted(registry.aliases.items()):
         try:
             resolved = registry.resolve(alias)
@@ -654,7 +854,8 @@ def _row(label: str, resolved: Resolved | None, capabilities: list[str],
     row: dict[str, Any] = {"provider": label, "capabilities": capabilities,
                            "description": spec.description}
     if resolved is None:
-        return row | {"usable": False, "reason": "registers no capability", "fix": ""}
+        return row | {"usable": False, "reason": "names no model (no default model, and "
+                                                 "lists none)", "fix": ""}
     try:
         availability = resolved.availability()
         row["local"] = resolved.info.local

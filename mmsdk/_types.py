@@ -27,6 +27,7 @@ __all__ = [
     "Capability",
     "ClassifyResult",
     "EmbedResult",
+    "Feature",
     "GenerateResult",
     "MediaLimits",
     "ModelInfo",
@@ -45,6 +46,63 @@ class Capability(str, enum.Enum):
     UNDERSTAND = "understand"
     CLASSIFY = "classify"
     EMBED = "embed"
+
+
+class Feature(str, enum.Enum):
+    """A first-class call parameter a model can honour (``ModelInfo.supports``).
+
+    A call that sets one its provider does not list is a :class:`CapabilityError`
+    (or, with ``Policy(lenient=True)``, a warning). An unknown name in
+    ``supports`` is the plugin author's mistake, reported when the plugin registers.
+    """
+
+    # generate
+    NEGATIVE_PROMPT = "negative_prompt"
+    WIDTH = "width"
+    HEIGHT = "height"
+    STEPS = "steps"
+    GUIDANCE = "guidance"
+    SEED = "seed"
+    SCHEDULER = "scheduler"
+    N = "n"
+    IMAGE = "image"
+    STRENGTH = "strength"
+    MASK = "mask"
+    CONTROL_IMAGE = "control_image"
+    CONTROL_TYPE = "control_type"
+    CONTROL_SCALE = "control_scale"
+    REFERENCE_IMAGE = "reference_image"
+    REFERENCE_SCALE = "reference_scale"
+    # understand
+    VIDEO = "video"
+    SYSTEM = "system"
+    MAX_TOKENS = "max_tokens"
+    TEMPERATURE = "temperature"
+    SCHEMA = "schema"
+    STREAM = "stream"
+    DETAIL = "detail"
+    # classify
+    MULTI_LABEL = "multi_label"
+    TEMPLATE = "template"
+
+
+def features(values: Any) -> frozenset[Feature]:
+    """*values* as :class:`Feature` members; an unknown one raises ``ValueError`` naming it
+    and every valid name."""
+    if isinstance(values, (str, Feature)):
+        values = [values]
+    found: set[Feature] = set()
+    unknown: list[str] = []
+    for value in values:
+        try:
+            found.add(Feature(value))
+        except ValueError:
+            unknown.append(repr(value))
+    if unknown:
+        valid = ", ".join(f.value for f in Feature)
+        raise ValueError(f"unknown feature(s) {', '.join(unknown)} in supports; valid features "
+                         f"(mmsdk.plugin.Feature): {valid}")
+    return frozenset(found)
 
 
 class MediaLimits(BaseModel):
@@ -94,11 +152,15 @@ class Price(BaseModel):
 class ModelInfo(BaseModel):
     """Capability metadata for one provider model; the router filters on it.
 
+    A plugin's ``describe(model)`` returns one without ``capabilities``: mmsdk
+    fills them in from the model's class (its :class:`Generate` /
+    :class:`Understand` / :class:`Classify` / :class:`Embed` mixins).
+
     Attributes:
-        capabilities: what the model can do.
-        supports: first-class call parameters it honours (``"seed"``,
-            ``"negative_prompt"``, ``"control_image"``, ``"stream"``,
-            ``"schema"``, ``"video"``, ...). A set parameter missing here is a
+        capabilities: what the model can do (set by mmsdk, from the model class).
+        supports: first-class call parameters it honours, as :class:`Feature`
+            members (plain strings are accepted and checked: an unknown one is
+            a ``ValueError``). A set parameter missing here is a
             :class:`CapabilityError`.
         options: keys accepted in ``options={...}``; any other key is an
             :class:`InvalidInputError`.
@@ -121,8 +183,8 @@ class ModelInfo(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    capabilities: frozenset[Capability]
-    supports: frozenset[str] = frozenset()
+    capabilities: frozenset[Capability] = frozenset()
+    supports: frozenset[Feature] = frozenset()
     options: frozenset[str] = frozenset()
     limits: MediaLimits = MediaLimits()
     max_n: int = 1
@@ -132,6 +194,11 @@ class ModelInfo(BaseModel):
     endpoints: tuple[str, ...] = ()
     balance: Literal["least_in_flight", "round_robin"] = "least_in_flight"
     price: Price | None = None
+
+    @field_validator("supports", mode="before")
+    @classmethod
+    def _known_features(cls, value: Any) -> frozenset[Feature]:
+        return features(value)
 
 
 class Availability(BaseModel):

@@ -8,9 +8,9 @@ points at a module defining :data:`hookimpl` functions::
     acme = "mmsdk_acme"
 
     # mmsdk_acme.py
-    from mmsdk.plugin import Capability, ModelInfo, ProviderSpec, Understand, hookimpl
+    from mmsdk.plugin import Capability, Feature, ModelInfo, ProviderSpec, Understand, hookimpl
 
-    class AcmeModel(Understand):
+    class AcmeModel(Understand):          # its mixins are what it can do
         def understand(self, request):
             ...
 
@@ -18,12 +18,13 @@ points at a module defining :data:`hookimpl` functions::
     def register_providers(register):
         register(ProviderSpec(
             name="acme",
-            factory=lambda model: AcmeModel(f"acme:{model}", describe(model)),
-            describe=describe,
+            model_class=AcmeModel,        # built as AcmeModel(provider, info)
+            describe=lambda model: ModelInfo(supports={Feature.SYSTEM}),
             default_models={Capability.UNDERSTAND: "acme-vision-1"},
         ))
 
-Keep registration cheap: import SDKs, torch and models inside the factory.
+Keep registration cheap: import SDKs, torch and models inside a ``factory``.
+The author's guide is ``docs/plugins.md``.
 """
 
 from ._clock import EndOfLife, ModelDeprecationWarning, ModelLifecycle, today
@@ -56,7 +57,7 @@ from ._errors import (
     UnknownProviderError,
 )
 from ._hookspecs import hookimpl
-from ._model import Classify, Embed, Generate, Model, StreamEvent, Understand
+from ._model import Classify, Embed, Generate, Model, StreamEvent, Understand, capabilities_of
 from ._plugin_helpers import (
     classification_prompt,
     classification_schema,
@@ -78,6 +79,7 @@ from ._types import (
     Capability,
     ClassifyResult,
     EmbedResult,
+    Feature,
     GenerateResult,
     MediaLimits,
     ModelInfo,
@@ -93,7 +95,8 @@ __all__ = [
     "PluginSettings", "Translate", "safe_fetch",
     "CapabilityError", "CircuitOpenError", "Classify", "ClassifyRequest", "ClassifyResult",
     "ContentPolicyError",
-    "Embed", "EmbedRequest", "EmbedResult", "EndOfLife", "Generate", "GenerateRequest",
+    "Embed", "EmbedRequest", "EmbedResult", "EndOfLife", "Feature", "Generate",
+    "GenerateRequest",
     "GenerateResult",
     "InvalidInputError", "MMSDKError", "MediaLimits", "Model", "ModelDeprecationWarning",
     "ModelInfo", "ModelLifecycle",
@@ -101,7 +104,8 @@ __all__ = [
     "ProviderServerError", "ProviderSpec", "ProviderTimeoutError", "ProviderUnavailableError",
     "RateLimitError", "Request", "StreamEvent", "Understand", "UnderstandRequest",
     "UnderstandResult", "UnknownProviderError", "Usage", "VideoInput", "add_secret",
-    "classification_prompt", "classification_schema", "error_for_status", "error_for_transport",
+    "capabilities_of", "classification_prompt", "classification_schema", "error_for_status",
+    "error_for_transport",
     "first_env", "hookimpl", "host_reachable", "missing_packages", "parse_retry_after",
     "raise_mapped", "redact",
     "register_plugin", "scores_from_answer", "today", "unregister_plugin",

@@ -29,7 +29,7 @@ from PIL import Image
 from ._clock import pin
 from ._errors import MMSDKError
 from ._hookspecs import hookimpl
-from ._model import Classify, Embed, Generate, StreamEvent, Understand
+from ._model import MIXINS, Model, StreamEvent
 from ._registry import ProviderSpec, Registry, get_registry
 from ._requests import ClassifyRequest, EmbedRequest, GenerateRequest, Request, UnderstandRequest
 from ._types import (
@@ -37,6 +37,7 @@ from ._types import (
     Capability,
     ClassifyResult,
     EmbedResult,
+    Feature,
     GenerateResult,
     MediaLimits,
     ModelInfo,
@@ -46,12 +47,8 @@ from ._types import (
 
 __all__ = ["ALL_FEATURES", "TestProvider", "pinned_today"]
 
-ALL_FEATURES = frozenset({
-    "negative_prompt", "width", "height", "steps", "guidance", "seed", "scheduler", "image",
-    "strength", "mask", "control_image", "control_type", "control_scale", "reference_image",
-    "reference_scale", "n", "video", "system", "max_tokens", "temperature", "schema", "stream",
-    "detail", "multi_label", "template",
-})
+ALL_FEATURES = frozenset(Feature)
+"""Every :class:`~mmsdk.plugin.Feature`: what a :class:`TestProvider` honours by default."""
 EMBED_DIM = 8
 
 
@@ -123,7 +120,7 @@ class TestProvider:
         local: bool = True,
         available: bool = True,
         capabilities: Iterable[Capability] = tuple(Capability),
-        supports: Iterable[str] = ALL_FEATURES,
+        supports: Iterable[Feature | str] = ALL_FEATURES,
         options: Iterable[str] = ("echo",),
         limits: MediaLimits | None = None,
         answer: str | Callable[[UnderstandRequest], str] | None = None,
@@ -139,10 +136,14 @@ class TestProvider:
         self.calls: list[Request] = []
         self._lock = threading.Lock()
         self._registry: Registry | None = None
-        self.info = ModelInfo(capabilities=frozenset(capabilities), supports=frozenset(supports),
-                              options=frozenset(options), limits=limits or MediaLimits(),
-                              max_n=max_n, local=local, cost_hint=cost_hint,
-                              speed_hint=speed_hint)
+        self.capabilities = frozenset(Capability(c) for c in capabilities)
+        self.info = ModelInfo(supports=frozenset(supports), options=frozenset(options),
+                              limits=limits or MediaLimits(), max_n=max_n, local=local,
+                              cost_hint=cost_hint, speed_hint=speed_hint)
+        # what it can do is what its model class implements: one class per set of capabilities
+        mixins = tuple(MIXINS[c] for c in Capability if c in self.capabilities)
+        self.model_class: type[_TestModel] = type(
+            f"{name.title()}TestModel", (_TestModel, *mixins), {})
 
     # -- registration --------------------------------------------------------
     @property
@@ -170,9 +171,10 @@ class TestProvider:
     def register_providers(self, register: Any) -> None:
         register(ProviderSpec(
             name=self.name,
-            factory=lambda model: _TestModel(self, f"{self.name}:{model}"),
+            model_class=self.model_class,
+            factory=lambda model, provider, info: self.model_class(self, provider, info),
             describe=lambda model: self.info,
-            default_models={capability: "default" for capability in self.info.capabilities},
+            default_models=dict.fromkeys(self.capabilities, "default"),
             check=self._check,
             description="mmsdk.testing deterministic provider",
             offer_as_default=False,
@@ -206,9 +208,11 @@ class TestProvider:
         raise failure
 
 
-class _TestModel(Generate, Understand, Classify, Embed):
-    def __init__(self, owner: TestProvider, provider: str) -> None:
-        super().__init__(provider, owner.info)
+class _TestModel(Model):
+    """The behaviour of every capability; a provider's class adds the mixins it offers."""
+
+    def __init__(self, owner: TestProvider, provider: str, info: ModelInfo) -> None:
+        super().__init__(provider, info)
         self.owner = owner
 
     def generate(self, request: GenerateRequest) -> GenerateResult:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from abc import ABC
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ import mmsdk.plugin
 from mmsdk._cli import main
 from mmsdk.plugin import (
     Capability,
+    Classify,
     ModelInfo,
     ModelLifecycle,
     ProviderSpec,
+    Understand,
     hookimpl,
     register_plugin,
     unregister_plugin,
@@ -172,6 +175,10 @@ LIFE = ModelLifecycle("aging", {"v1": (dt.date(2026, 12, 20), "v3"),
                                 "v0": (dt.date(2026, 1, 1), "v3")})
 
 
+class _Vision(Understand, Classify, ABC):
+    """What the aging provider's models do (never built)."""
+
+
 class _AgingPlugin:
     """A provider whose defaults have end-of-life dates (one per capability)."""
 
@@ -180,12 +187,10 @@ class _AgingPlugin:
 
     @hookimpl
     def register_providers(self, register: Any) -> None:
-        info = ModelInfo(capabilities=frozenset(self.defaults))
-
-        def factory(model: str) -> Any:
+        def factory(model: str, provider: str, info: ModelInfo) -> Any:
             raise AssertionError("mmsdk providers must not build models")
 
-        register(ProviderSpec(name="aging", factory=factory, describe=lambda model: info,
+        register(ProviderSpec(name="aging", model_class=_Vision, factory=factory,
                               default_models=self.defaults, retired=LIFE.retired))
 
 

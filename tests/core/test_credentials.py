@@ -34,13 +34,13 @@ KEY_B = "tenant-b-secret-key-0002"
 ENV_KEY = "environment-secret-key-0003"
 BAD = "tenant-bad-secret-key-0004"
 KEYS = (KEY_A, KEY_B, ENV_KEY, BAD)
-INFO = ModelInfo(capabilities=frozenset({Capability.UNDERSTAND}), local=False)
+INFO = ModelInfo(local=False)
 ENV_VAR = "KEYED_API_KEY"
 
 
 class KeyedModel(Understand):
-    def __init__(self, provider: str, key: str | None) -> None:
-        super().__init__(provider, INFO)
+    def __init__(self, provider: str, info: ModelInfo, key: str | None) -> None:
+        super().__init__(provider, info)
         self.key = key or os.environ.get(ENV_VAR)
 
     def understand(self, request: Any) -> UnderstandResult:
@@ -59,8 +59,8 @@ class KeyedPlugin:
         self.built: list[KeyedModel] = []
 
     def spec(self, key: str | None = None) -> ProviderSpec:
-        def factory(model: str) -> KeyedModel:
-            built = KeyedModel(f"keyed:{model}", key)
+        def factory(model: str, provider: str, info: ModelInfo) -> KeyedModel:
+            built = KeyedModel(provider, info, key)
             self.built.append(built)
             return built
 
@@ -69,7 +69,8 @@ class KeyedPlugin:
                 return Availability.yes()
             return Availability.no(f"{ENV_VAR} is not set", f"export {ENV_VAR}=...")
 
-        return ProviderSpec(name="keyed", factory=factory, describe=lambda model: INFO,
+        return ProviderSpec(name="keyed", model_class=KeyedModel, factory=factory,
+                            describe=lambda model: INFO,
                             default_models={Capability.UNDERSTAND: "m"}, check=check,
                             with_key=self.with_key)
 

@@ -204,7 +204,7 @@ def test_video_codes(tmp_path: Path) -> None:
     assert _code(lambda: sample_frames(video, 2)) == "input_corrupt"
 
 
-_INFO = ModelInfo(capabilities=frozenset({Capability.UNDERSTAND}), supports=ALL_FEATURES)
+_INFO = ModelInfo(supports=ALL_FEATURES)
 
 
 class _Aging:
@@ -212,7 +212,7 @@ class _Aging:
 
     @hookimpl
     def register_providers(self, register: Any) -> None:
-        register(ProviderSpec(name="aging", factory=lambda model: None,  # never called
+        register(ProviderSpec(name="aging", model_class=_Breaks,  # never built
                               describe=lambda model: _INFO,
                               default_models={Capability.UNDERSTAND: "v2"},
                               retired={"v1": "Use aging:v2."}))
@@ -267,9 +267,7 @@ class _Breaks(Understand):
 class _BreaksPlugin:
     @hookimpl
     def register_providers(self, register: Any) -> None:
-        register(ProviderSpec(name="breaks", factory=lambda model: _Breaks(f"breaks:{model}",
-                                                                           _INFO),
-                              describe=lambda model: _INFO,
+        register(ProviderSpec(name="breaks", model_class=_Breaks, describe=lambda model: _INFO,
                               default_models={Capability.UNDERSTAND: "m"}))
 
 

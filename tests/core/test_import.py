@@ -44,8 +44,7 @@ from mmsdk.plugin import (Capability, MediaLimits, ModelInfo, ProviderSpec, Unde
                           UnderstandResult, hookimpl)
 from mmsdk._registry import register_plugin
 
-INFO = ModelInfo(capabilities=frozenset({Capability.UNDERSTAND}),
-                 limits=MediaLimits(formats=("jpeg", "png")))
+INFO = ModelInfo(limits=MediaLimits(formats=("jpeg", "png")))
 
 class Sizes(Understand):
     def understand(self, request):
@@ -54,8 +53,7 @@ class Sizes(Understand):
 class Plugin:
     @hookimpl
     def register_providers(self, register):
-        register(ProviderSpec(name="sizes", factory=lambda model: Sizes(f"sizes:{model}", INFO),
-                              describe=lambda model: INFO,
+        register(ProviderSpec(name="sizes", model_class=Sizes, describe=lambda model: INFO,
                               default_models={Capability.UNDERSTAND: "m"}))
 
 register_plugin(Plugin(), "sizes")

@@ -19,15 +19,14 @@ PROVIDER = '''
 from mmsdk.plugin import (Availability, Capability, ModelInfo, ProviderSpec, Understand,
                           UnderstandResult, hookimpl)
 
-INFO = ModelInfo(capabilities=frozenset({{Capability.UNDERSTAND}}))
+INFO = ModelInfo()
 
 class Echo(Understand):
     def understand(self, request):
         return UnderstandResult(text="{module}: " + request.prompt)
 
 def spec(name, check=None, describe=None):
-    return ProviderSpec(name=name, factory=lambda m: Echo(f"{{name}}:{{m}}", INFO),
-                        describe=describe or (lambda m: INFO),
+    return ProviderSpec(name=name, model_class=Echo, describe=describe or (lambda m: INFO),
                         check=check or (lambda m: Availability.yes()),
                         default_models={{Capability.UNDERSTAND: "m"}}, offer_as_default=True)
 

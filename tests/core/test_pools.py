@@ -60,8 +60,7 @@ class Pool:
     def __init__(self, endpoints: Sequence[str] = (A, B), balance: str = "least_in_flight",
                  name: str = "pool") -> None:
         self.name = name
-        self.info = ModelInfo(capabilities=frozenset({Capability.UNDERSTAND}),
-                              supports=frozenset({"stream"}), endpoints=tuple(endpoints),
+        self.info = ModelInfo(supports=frozenset({"stream"}), endpoints=tuple(endpoints),
                               balance=balance)  # type: ignore[arg-type]
         self.seen: list[str | None] = []
         self.requests: list[UnderstandRequest] = []
@@ -73,7 +72,9 @@ class Pool:
 
     @hookimpl
     def register_providers(self, register: Any) -> None:
-        register(ProviderSpec(name=self.name, factory=lambda model: _PoolModel(self, model),
+        register(ProviderSpec(name=self.name, model_class=_PoolModel,
+                              factory=lambda model, provider, info: _PoolModel(self, provider,
+                                                                               info),
                               describe=lambda model: self.info,
                               default_models={Capability.UNDERSTAND: "m"},
                               offer_as_default=False))
@@ -102,8 +103,8 @@ class Pool:
 
 
 class _PoolModel(Understand):
-    def __init__(self, owner: Pool, model: str) -> None:
-        super().__init__(f"{owner.name}:{model}", owner.info)
+    def __init__(self, owner: Pool, provider: str, info: ModelInfo) -> None:
+        super().__init__(provider, info)
         self.owner = owner
 
     def understand(self, request: UnderstandRequest) -> UnderstandResult:

@@ -20,6 +20,7 @@ from mmsdk.plugin import (
     Classify,
     ClassifyRequest,
     ClassifyResult,
+    Model,
     ModelInfo,
     ProviderSpec,
     Understand,
@@ -34,7 +35,7 @@ from mmsdk.testing import TestProvider
 U, C = Capability.UNDERSTAND, Capability.CLASSIFY
 
 
-class _WarmModel(Understand, Classify):
+class _WarmModel(Model):
     def __init__(self, plugin: _WarmPlugin, provider: str, info: ModelInfo) -> None:
         super().__init__(provider, info)
         self.plugin = plugin
@@ -49,6 +50,18 @@ class _WarmModel(Understand, Classify):
         return [ClassifyResult(scores=dict.fromkeys(request.labels, 0.5)) for _ in request.images]
 
 
+class _WarmVLM(_WarmModel, Understand):
+    pass
+
+
+class _WarmClip(_WarmModel, Classify):
+    pass
+
+
+class _WarmBoth(_WarmModel, Understand, Classify):
+    pass
+
+
 class _WarmPlugin:
     """Provider ``warm``: ``warm:vlm`` understands, ``warm:clip`` classifies; counts builds."""
 
@@ -58,14 +71,13 @@ class _WarmPlugin:
         self.built: list[tuple[str, threading.Thread]] = []
         self.preloaded: list[str] = []
 
-    def describe(self, model: str) -> ModelInfo:
-        offered = {"vlm": {U}, "clip": {C}}.get(model, {U, C})
-        return ModelInfo(capabilities=frozenset(offered), local=True)
+    def model_class(self, model: str) -> type[_WarmModel]:
+        return {"vlm": _WarmVLM, "clip": _WarmClip}.get(model, _WarmBoth)
 
-    def factory(self, model: str) -> _WarmModel:
+    def factory(self, model: str, provider: str, info: ModelInfo) -> _WarmModel:
         time.sleep(self.delay)  # importing torch, building the pipeline...
         self.built.append((model, threading.current_thread()))
-        return _WarmModel(self, f"warm:{model}", self.describe(model))
+        return self.model_class(model)(self, provider, info)
 
     def check(self, model: str) -> Availability:
         if self.available:
@@ -74,7 +86,8 @@ class _WarmPlugin:
 
     @hookimpl
     def register_providers(self, register: Any) -> None:
-        register(ProviderSpec(name="warm", factory=self.factory, describe=self.describe,
+        register(ProviderSpec(name="warm", model_class=self.model_class, factory=self.factory,
+                              describe=lambda model: ModelInfo(local=True),
                               default_models={U: "vlm", C: "clip"}, check=self.check,
                               description="a provider that counts its builds",
                               offer_as_default=False))

@@ -16,9 +16,7 @@ import mmsdk
 from mmsdk._registry import PluginWarning, Registry, describe_all
 
 GOOD = '''
-from mmsdk.plugin import Capability, ModelInfo, ProviderSpec, Understand, UnderstandResult, hookimpl
-
-INFO = ModelInfo(capabilities=frozenset({Capability.UNDERSTAND}))
+from mmsdk.plugin import Capability, ProviderSpec, Understand, UnderstandResult, hookimpl
 
 class Shout(Understand):
     def understand(self, request):
@@ -26,8 +24,7 @@ class Shout(Understand):
 
 @hookimpl
 def register_providers(register):
-    register(ProviderSpec(name="shout", factory=lambda m: Shout(f"shout:{m}", INFO),
-                          describe=lambda m: INFO,
+    register(ProviderSpec(name="shout", model_class=Shout,
                           default_models={Capability.UNDERSTAND: "loud"},
                           retired={"whisper": "Use shout:loud instead."}))
 
@@ -57,16 +54,24 @@ def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
         sys.modules.pop(name, None)
 
 
+# The aliases plugin modules declare in their metadata (group "mmsdk.aliases").
+DECLARED = {"shouty": "plug_good"}
+
+
 def fake_entry_points(monkeypatch: pytest.MonkeyPatch, plugin_dir: Path,
-                      plugins: dict[str, tuple[str, str]]) -> None:
-    """Write each plugin module and make importlib.metadata report it in group 'mmsdk'."""
+                      plugins: dict[str, tuple[str, str]],
+                      declared: dict[str, str] = DECLARED) -> None:
+    """Write each plugin module and make importlib.metadata report it in group 'mmsdk'
+    (and the aliases in *declared*, alias -> module, in group 'mmsdk.aliases')."""
     points = []
     for name, (module, source) in plugins.items():
         (plugin_dir / f"{module}.py").write_text(textwrap.dedent(source))
         points.append(importlib.metadata.EntryPoint(name=name, value=module, group="mmsdk"))
+    aliases = [importlib.metadata.EntryPoint(name=alias, value=module, group="mmsdk.aliases")
+               for alias, module in declared.items()]
 
     def entry_points(**params: str) -> list[importlib.metadata.EntryPoint]:
-        return points if params.get("group") == "mmsdk" else []
+        return {"mmsdk": points, "mmsdk.aliases": aliases}.get(params.get("group", ""), [])
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 

@@ -262,7 +262,7 @@ async def test_a_slow_local_model_past_its_timeout_does_count(backup: TestProvid
 
 def test_a_plugin_whose_describe_raises_is_skipped_in_a_route(backup: TestProvider) -> None:
     from mmsdk._registry import register_plugin, unregister_plugin
-    from mmsdk.plugin import Capability, ProviderSpec, hookimpl
+    from mmsdk.plugin import Capability, ProviderSpec, Understand, hookimpl
 
     def describe(model: str) -> mmsdk._types.ModelInfo:
         raise RuntimeError("describe is broken")
@@ -270,7 +270,7 @@ def test_a_plugin_whose_describe_raises_is_skipped_in_a_route(backup: TestProvid
     class Broken:
         @hookimpl
         def register_providers(self, register: object) -> None:
-            register(ProviderSpec(name="brokendescribe", factory=lambda m: None,  # type: ignore[arg-type,return-value,operator]
+            register(ProviderSpec(name="brokendescribe", model_class=Understand,
                                   describe=describe,
                                   default_models={Capability.UNDERSTAND: "m"}))
 

@@ -7,14 +7,12 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from mmsdk.plugin import (
-    Classify,
     ClassifyRequest,
     ClassifyResult,
     ErrorBoundary,
     ModelInfo,
     PreparedImage,
     StreamEvent,
-    Understand,
     UnderstandRequest,
     UnderstandResult,
     scores_from_answer,
@@ -23,7 +21,7 @@ from mmsdk.plugin import (
 from ._clients import Clients
 from ._errors import boundary
 from ._payload import answer_text, classify_params, understand_params, understand_result, usage
-from ._spec import lifecycle_notes
+from ._spec import Claude, lifecycle_notes
 from ._stream import StreamAccumulator
 
 __all__ = ["DEFAULT_TIMEOUT", "AnthropicModel"]
@@ -33,7 +31,7 @@ __all__ = ["DEFAULT_TIMEOUT", "AnthropicModel"]
 DEFAULT_TIMEOUT = 600.0
 
 
-class AnthropicModel(Understand, Classify):
+class AnthropicModel(Claude):
     """One Claude model. Holds its SDK clients; :meth:`close` releases them.
 
     Args:

@@ -6,28 +6,39 @@ Everything here is cheap: no SDK import, no request.
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC
 from collections.abc import Callable, Iterator, Mapping
 
 from mmsdk.plugin import (
     Availability,
     Capability,
+    Classify,
+    Feature,
     MediaLimits,
     Model,
     ModelInfo,
     ModelLifecycle,
     ProviderSpec,
+    Understand,
     add_secret,
+    capabilities_of,
     missing_packages,
 )
 
 from ._prices import price
 from ._settings import API_KEY_ENV, connection, default_model
 
-__all__ = ["LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "NAME", "check", "deprecation_warning",
+__all__ = ["Claude", "LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "NAME", "check", "deprecation_warning",
            "describe", "lifecycle_notes", "provider_spec", "retired"]
 
 NAME = "anthropic"
-CAPABILITIES = (Capability.UNDERSTAND, Capability.CLASSIFY)
+
+
+class Claude(Understand, Classify, ABC):
+    """What every Claude model does; ``AnthropicModel`` (which imports the SDK) implements it."""
+
+
+CAPABILITIES = tuple(sorted(capabilities_of(Claude)))
 
 # The API rejects images over 5 MB *of base64 text* and over 8000 px a side
 # (2000 px when a request holds more than 20 images), and takes up to 100
@@ -49,7 +60,8 @@ LIMITS = MediaLimits(
 # temperature/top_p/top_k with a 400 at any value, and the SDK dropped them. A
 # call that sets temperature= gets a CapabilityError (or, with
 # Policy(lenient=True), a warning) from the core instead of a failed request.
-SUPPORTS = frozenset({"system", "max_tokens", "schema", "stream", "multi_label"})
+SUPPORTS = frozenset({Feature.SYSTEM, Feature.MAX_TOKENS, Feature.SCHEMA, Feature.STREAM,
+                      Feature.MULTI_LABEL})
 # options={...} keys: passed to messages.create as they are ("effort" goes into
 # output_config); the API validates their values.
 OPTIONS = frozenset({"effort", "metadata", "service_tier", "stop_sequences"})
@@ -127,9 +139,9 @@ def _hints(model: str) -> tuple[float, float]:
 
 
 def describe(model: str) -> ModelInfo:
-    """Capabilities and limits of one Claude model (all current ones take images)."""
+    """Parameters and limits of one Claude model (all current ones take images)."""
     cost, speed = _hints(model)
-    return ModelInfo(capabilities=frozenset(CAPABILITIES), supports=SUPPORTS, options=OPTIONS,
+    return ModelInfo(supports=SUPPORTS, options=OPTIONS,
                      limits=LIMITS, local=False, cost_hint=cost, speed_hint=speed,
                      price=price(model))
 
@@ -166,10 +178,10 @@ class _DefaultModels(Mapping[Capability, str]):
         return len(CAPABILITIES)
 
 
-def _factory(model: str, api_key: str | None = None) -> Model:
+def _factory(model: str, provider: str, info: ModelInfo, api_key: str | None = None) -> Model:
     from ._model import AnthropicModel  # the SDK is imported only from here on
 
-    return AnthropicModel(f"{NAME}:{model}", describe(model), model, api_key=api_key)
+    return AnthropicModel(provider, info, model, api_key=api_key)
 
 
 def _check_keyed(model: str) -> Availability:
@@ -187,15 +199,16 @@ def provider_spec(api_key: str | None = None) -> ProviderSpec:
             then available without them. The endpoint still comes from the
             settings or ``ANTHROPIC_BASE_URL``.
     """
-    factory: Callable[[str], Model] = _factory
+    factory: Callable[[str, str, ModelInfo], Model] = _factory
     if api_key is not None:
         add_secret(api_key)
 
-        def factory(model: str) -> Model:  # a closure: no repr shows the key
-            return _factory(model, api_key)
+        def factory(model: str, provider: str, info: ModelInfo) -> Model:  # a closure: no
+            return _factory(model, provider, info, api_key)  # repr shows the key
 
     return ProviderSpec(
         name=NAME,
+        model_class=Claude,
         factory=factory,
         describe=describe,
         default_models=_DefaultModels(),

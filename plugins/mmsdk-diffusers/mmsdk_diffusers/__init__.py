@@ -39,14 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mmsdk.plugin import (
-    Capability,
-    MediaLimits,
-    Model,
-    ModelInfo,
-    ProviderSpec,
-    hookimpl,
-)
+from mmsdk.plugin import Capability, Feature, MediaLimits, ModelInfo, ProviderSpec, hookimpl
 
 from ._errors import GenerationCancelledError
 from ._model import DiffusersModel
@@ -58,9 +51,10 @@ __all__ = ["DEFAULT_MODEL", "OPTIONS", "DiffusersModel", "GenerationCancelledErr
 
 NAME = "diffusers"
 SUPPORTS = frozenset({
-    "negative_prompt", "width", "height", "steps", "guidance", "seed", "scheduler", "image",
-    "strength", "mask", "control_image", "control_type", "control_scale", "reference_image",
-    "reference_scale", "n",
+    Feature.NEGATIVE_PROMPT, Feature.WIDTH, Feature.HEIGHT, Feature.STEPS, Feature.GUIDANCE,
+    Feature.SEED, Feature.SCHEDULER, Feature.IMAGE, Feature.STRENGTH, Feature.MASK,
+    Feature.CONTROL_IMAGE, Feature.CONTROL_TYPE, Feature.CONTROL_SCALE, Feature.REFERENCE_IMAGE,
+    Feature.REFERENCE_SCALE, Feature.N,
 })
 OPTIONS = frozenset({
     "controlnet", "ip_adapter", "device", "dtype", "variant", "cpu_offload", "allow_pickle",
@@ -72,15 +66,17 @@ MAX_N = 8
 LIMITS = MediaLimits(max_long_edge=2048)
 
 
+INFO = ModelInfo(supports=SUPPORTS, options=OPTIONS, limits=LIMITS, max_n=MAX_N, local=True,
+                 cost_hint=0.0, speed_hint=3.0)
+
+
 def describe(model: str) -> ModelInfo:
-    """The same capabilities for every checkpoint; cheap (reads nothing)."""
-    return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=SUPPORTS,
-                     options=OPTIONS, limits=LIMITS, max_n=MAX_N, local=True, cost_hint=0.0,
-                     speed_hint=3.0)
+    """The same parameters for every checkpoint; cheap (reads nothing)."""
+    return INFO
 
 
-def _factory(model: str) -> Model:
-    return DiffusersModel(f"{NAME}:{model}", describe(model), model)
+def _factory(model: str, provider: str, info: ModelInfo) -> DiffusersModel:
+    return DiffusersModel(provider, info, model)
 
 
 @hookimpl
@@ -88,6 +84,7 @@ def register_providers(register: Any) -> None:
     """Register the ``diffusers`` provider."""
     register(ProviderSpec(
         name=NAME,
+        model_class=DiffusersModel,  # Generate: its mixin is its capability
         factory=_factory,
         describe=describe,
         default_models={Capability.GENERATE: DEFAULT_MODEL},

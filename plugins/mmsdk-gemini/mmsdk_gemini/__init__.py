@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mmsdk.plugin import Availability, Model, ProviderSpec, add_secret, hookimpl
+from mmsdk.plugin import Availability, Model, ModelInfo, ProviderSpec, add_secret, hookimpl
 
-from ._describe import describe, lifecycle
+from ._describe import describe, lifecycle, model_class
 from ._settings import (
     DefaultModels,
     GeminiSettings,
@@ -34,14 +34,14 @@ from ._settings import (
     get_settings,
 )
 
-__all__ = ["GeminiSettings", "configure", "describe", "get_settings", "provider_spec",
-           "register_providers"]
+__all__ = ["GeminiSettings", "configure", "describe", "get_settings", "model_class",
+           "provider_spec", "register_providers"]
 
 
-def _factory(model: str, api_key: str | None = None) -> Model:
+def _factory(model: str, provider: str, info: ModelInfo, api_key: str | None = None) -> Model:
     from ._model import GeminiModel  # the SDK is imported on first use only
 
-    return GeminiModel(f"gemini:{model}", describe(model), model, api_key=api_key)
+    return GeminiModel(provider, info, model, api_key=api_key)
 
 
 def provider_spec(api_key: str | None = None) -> ProviderSpec:
@@ -54,17 +54,18 @@ def provider_spec(api_key: str | None = None) -> ProviderSpec:
             then available without them. Not with a Vertex AI project, whose
             Application Default Credentials take no API key.
     """
-    factory: Callable[[str], Model] = _factory
+    factory: Callable[[str, str, ModelInfo], Model] = _factory
     check: Callable[[str], Availability] = availability
     if api_key is not None:
         add_secret(api_key)
 
-        def factory(model: str) -> Model:  # a closure: no repr shows the key
-            return _factory(model, api_key)
+        def factory(model: str, provider: str, info: ModelInfo) -> Model:  # a closure: no
+            return _factory(model, provider, info, api_key)  # repr shows the key
 
         check = availability_with_key
     return ProviderSpec(
         name="gemini",
+        model_class=model_class,
         factory=factory,
         describe=describe,
         default_models=DefaultModels(),

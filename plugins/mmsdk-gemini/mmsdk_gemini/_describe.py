@@ -1,16 +1,30 @@
-"""What each Gemini model can do, read from its name. Cheap: no SDK import."""
+"""What each Gemini model can do, read from its name. Cheap: no SDK import.
+
+What a model can do is the class serving it (:func:`model_class`): ``GeminiModel``
+(which imports the SDK) implements both classes declared here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC
 from typing import Literal
 
-from mmsdk.plugin import Capability, MediaLimits, ModelInfo, ModelLifecycle
+from mmsdk.plugin import (
+    Classify,
+    Feature,
+    Generate,
+    MediaLimits,
+    Model,
+    ModelInfo,
+    ModelLifecycle,
+    Understand,
+)
 
 from ._prices import price
 
-__all__ = ["LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "RETIRED", "Family", "describe", "family",
-           "lifecycle"]
+__all__ = ["LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "RETIRED", "Family", "GeminiImages",
+           "GeminiText", "describe", "family", "lifecycle", "model_class"]
 
 Family = Literal["text", "image", "imagen"]
 
@@ -28,13 +42,14 @@ LIMITS = MediaLimits(
     max_images=3000,
 )
 
-_TEXT_SUPPORTS = frozenset({"system", "max_tokens", "temperature", "schema", "stream", "video",
-                            "detail", "multi_label"})
+_TEXT_SUPPORTS = frozenset({Feature.SYSTEM, Feature.MAX_TOKENS, Feature.TEMPERATURE,
+                            Feature.SCHEMA, Feature.STREAM, Feature.VIDEO, Feature.DETAIL,
+                            Feature.MULTI_LABEL})
 _TEXT_OPTIONS = frozenset({"seed", "top_p", "top_k", "stop_sequences", "thinking_budget",
                            "logprobs"})
-_IMAGE_SUPPORTS = frozenset({"seed", "image"})
+_IMAGE_SUPPORTS = frozenset({Feature.SEED, Feature.IMAGE})
 _IMAGE_OPTIONS = frozenset({"aspect_ratio", "image_size"})
-_IMAGEN_SUPPORTS = frozenset({"n"})
+_IMAGEN_SUPPORTS = frozenset({Feature.N})
 _IMAGEN_OPTIONS = frozenset({"aspect_ratio", "image_size", "person_generation"})
 
 # Shut down before mmsdk recorded dates: retired on every date.
@@ -73,17 +88,29 @@ def family(model: str) -> Family:
     return "text"
 
 
+class GeminiText(Understand, Classify, ABC):
+    """Gemini text models: understand (images, video) and classify."""
+
+
+class GeminiImages(Generate, ABC):
+    """Gemini native image output and Imagen models: generate."""
+
+
+def model_class(model: str) -> type[Model]:
+    """The class serving ``gemini:MODEL``, by its family."""
+    return GeminiText if family(model) == "text" else GeminiImages
+
+
 def describe(model: str) -> ModelInfo:
-    """Capabilities, supported parameters, option keys and image limits of *model*."""
+    """Supported parameters, option keys and image limits of *model*."""
     kind = family(model)
     if kind == "imagen":
-        return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=_IMAGEN_SUPPORTS,
+        return ModelInfo(supports=_IMAGEN_SUPPORTS,
                          options=_IMAGEN_OPTIONS, limits=LIMITS, max_n=4, cost_hint=2.0,
                          price=price(model))
     if kind == "image":
-        return ModelInfo(capabilities=frozenset({Capability.GENERATE}), supports=_IMAGE_SUPPORTS,
+        return ModelInfo(supports=_IMAGE_SUPPORTS,
                          options=_IMAGE_OPTIONS, limits=LIMITS, max_n=1, cost_hint=2.0,
                          price=price(model))
-    return ModelInfo(capabilities=frozenset({Capability.UNDERSTAND, Capability.CLASSIFY}),
-                     supports=_TEXT_SUPPORTS, options=_TEXT_OPTIONS, limits=LIMITS,
+    return ModelInfo(supports=_TEXT_SUPPORTS, options=_TEXT_OPTIONS, limits=LIMITS,
                      cost_hint=0.5 if "flash" in model else 1.0, price=price(model))

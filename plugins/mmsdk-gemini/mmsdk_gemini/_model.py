@@ -17,24 +17,21 @@ from google.genai import types
 
 from mmsdk.plugin import (
     CapabilityError,
-    Classify,
     ClassifyRequest,
     ClassifyResult,
     Connection,
     ErrorBoundary,
-    Generate,
     GenerateRequest,
     GenerateResult,
     ModelInfo,
     StreamEvent,
-    Understand,
     UnderstandRequest,
     UnderstandResult,
 )
 
 from . import _build, _media, _parse
 from ._client import client_cache, gemini_connection
-from ._describe import family, lifecycle
+from ._describe import GeminiImages, GeminiText, family, lifecycle
 from ._errors import gemini_errors
 from ._settings import SETTINGS, GeminiSettings, use_vertex
 
@@ -51,7 +48,7 @@ def _noted(result: _R, notes: list[str]) -> _R:
     return result
 
 
-class GeminiModel(Understand, Classify, Generate):
+class GeminiModel(GeminiText, GeminiImages):
     """One Gemini model, e.g. ``gemini:gemini-3.8-flash``.
 
     Settings, key and endpoint are read at every call (:mod:`._settings`).

@@ -36,7 +36,7 @@ from ._config import (
     sdk_missing,
 )
 from ._discovery import UNKNOWN_MODEL, DefaultModel, Discovery, shown_url
-from ._info import compatible_info, describe_openai
+from ._info import compatible_class, compatible_info, describe_openai, openai_class
 
 __all__ = ["ENV_VAR", "Endpoint", "add_endpoint", "endpoints_from_env", "openai_spec",
            "register_all", "remove_endpoint"]
@@ -52,17 +52,17 @@ _ENV_NAME = re.compile(r"\s*([^()\s]*)\s*(?:\(([^()]*)\))?\s*")  # NAME, then (C
 NO_KEY = "not-needed"
 
 
-def _make_openai(model: str, api_key: str | None = None) -> Model:
+def _make_openai(model: str, provider: str, info: ModelInfo,
+                 api_key: str | None = None) -> Model:
     """The model object; *api_key* (a router's key) wins over the settings and environment."""
     from ._clients import openai_pool
     from ._config import is_image_model
     from ._model import ChatModel, ImageModel, reads_logprobs
 
     pool = openai_pool(api_key)  # settings and environment read at every call
-    info = describe_openai(model)
     if is_image_model(model):
-        return ImageModel(f"openai:{model}", info, model, pool)
-    return ChatModel(f"openai:{model}", info, model, pool, logprobs=reads_logprobs(model))
+        return ImageModel(provider, info, model, pool)
+    return ChatModel(provider, info, model, pool, logprobs=reads_logprobs(model))
 
 
 def openai_spec(api_key: str | None = None) -> ProviderSpec:
@@ -74,17 +74,17 @@ def openai_spec(api_key: str | None = None) -> ProviderSpec:
             the provider is then available without them. Base URL,
             organization and project still come from the settings and environment.
     """
-    factory: Callable[[str], Model] = _make_openai
+    factory: Callable[[str, str, ModelInfo], Model] = _make_openai
     check: Callable[[str], Availability] = check_openai
     if api_key is not None:
         add_secret(api_key)
 
-        def factory(model: str) -> Model:  # a closure: no repr shows the key
-            return _make_openai(model, api_key)
+        def factory(model: str, provider: str, info: ModelInfo) -> Model:  # a closure: no
+            return _make_openai(model, provider, info, api_key)  # repr shows the key
 
         check = check_sdk
     return ProviderSpec(
-        name="openai", factory=factory, describe=describe_openai,
+        name="openai", model_class=openai_class, factory=factory, describe=describe_openai,
         default_models=DefaultModels(), check=check, retired=RETIRED, with_key=openai_spec,
         description="OpenAI: GPT image models (generate, edit) and GPT vision (understand, "
                     "classify) through the official SDK")
@@ -170,8 +170,9 @@ class Endpoint:
         where = ", ".join(map(shown_url, self.base_urls))
         kind = "image server" if self.capabilities == (Capability.GENERATE,) else "endpoint"
         return ProviderSpec(
-            name=self.name, factory=self._factory(), describe=lambda model: info,
-            default_models=defaults, check=self._check,
+            name=self.name, model_class=compatible_class(frozenset(self.capabilities)),
+            factory=self._factory(), describe=lambda model: info,
+            default_models=defaults, check=self._check, list_models=self._models,
             description=f"OpenAI-compatible {kind}{'s' if len(self.base_urls) > 1 else ''} "
                         f"{where}" + (f" (models: {', '.join(self.models)})" if self.models
                                        else " (models: as its /v1/models lists them)"),
@@ -183,13 +184,17 @@ class Endpoint:
         add_secret(api_key)
         return replace(self, api_key=api_key).spec()
 
+    def _models(self) -> tuple[str, ...]:
+        """The models it serves: as given, else as its ``GET /v1/models`` lists them."""
+        return self.models or self.discovery.models()
+
     def _check(self, model: str) -> Availability:
         if model == UNKNOWN_MODEL and not self.models:
             return self.discovery.availability()
         return sdk_missing() or AVAILABLE
 
-    def _factory(self) -> Callable[[str], Model]:
-        def make(model: str) -> Model:
+    def _factory(self) -> Callable[[str, str, ModelInfo], Model]:
+        def make(model: str, provider: str, info: ModelInfo) -> Model:
             from mmsdk.plugin import Connection
 
             from ._clients import ClientPool
@@ -200,8 +205,7 @@ class Endpoint:
             chat = any(c in self.capabilities for c in CHAT)
             kind = ServerModel if generate and chat else ServerImageModel if generate \
                 else ChatModel
-            return kind(f"{self.name}:{model}", self.info(), model, pool, compatible=True,
-                        logprobs=self.logprobs)
+            return kind(provider, info, model, pool, compatible=True, logprobs=self.logprobs)
         return make
 
     @hookimpl

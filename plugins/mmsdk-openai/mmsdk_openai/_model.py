@@ -17,17 +17,14 @@ import openai.resources.chat.completions  # caller's event loop; this module is 
 import openai.resources.images
 
 from mmsdk.plugin import (
-    Classify,
     ClassifyRequest,
     ClassifyResult,
-    Generate,
     GenerateRequest,
     GenerateResult,
     Model,
     ModelInfo,
     PreparedImage,
     StreamEvent,
-    Understand,
     UnderstandRequest,
     UnderstandResult,
     classification_prompt,
@@ -42,7 +39,7 @@ from ._config import lifecycle
 from ._errors import boundary
 from ._image_servers import has_urls, server_params, server_result
 from ._images import edit_files, image_params, result_from
-from ._info import is_reasoning
+from ._info import Chat, Images, is_reasoning
 
 __all__ = ["ChatModel", "ImageModel", "ServerImageModel", "ServerModel", "reads_logprobs"]
 
@@ -102,7 +99,7 @@ def _with_timeout(params: dict[str, Any], timeout: float | None) -> dict[str, An
     return params
 
 
-class ImageModel(_PoolModel, Generate):
+class ImageModel(_PoolModel, Images):
     """A GPT image model: ``images.generate``, or ``images.edit`` when an image is given."""
 
     def generate(self, request: GenerateRequest) -> GenerateResult:
@@ -132,7 +129,7 @@ class ImageModel(_PoolModel, Generate):
             return _noted(result_from(response, self.provider), notes)
 
 
-class ServerImageModel(_PoolModel, Generate):
+class ServerImageModel(_PoolModel, Images):
     """An image model on an OpenAI-compatible image server (SGLang Diffusion, vLLM-Omni).
 
     ``images.generate`` (``images.edit`` when an image is given) with the
@@ -178,7 +175,7 @@ class ServerImageModel(_PoolModel, Generate):
             return server_result(response, self.provider, base_url, request)
 
 
-class ChatModel(_PoolModel, Understand, Classify):
+class ChatModel(_PoolModel, Chat):
     """A chat model (OpenAI or an OpenAI-compatible server) through Chat Completions.
 
     The body is built here as plain JSON and sent with the SDK's public

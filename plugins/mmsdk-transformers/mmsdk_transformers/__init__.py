@@ -22,58 +22,65 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mmsdk.plugin import Capability, Model, ModelInfo, ProviderSpec, hookimpl
+from mmsdk.plugin import Feature, Model, ModelInfo, ProviderSpec, hookimpl
 
 from ._checkpoint import check, guess_task, locate
+from ._kinds import Contrastive, Unfound, VisionLanguage
 from ._loading import LOAD_OPTIONS
-from ._presets import ALIASES, default_models
+from ._presets import ALIASES, KNOWN_TASKS, default_models
 from ._prompting import GENERATION_OPTIONS
 
-__all__ = ["describe", "make_model", "register_aliases", "register_providers"]
+__all__ = ["Contrastive", "VisionLanguage", "describe", "make_model", "model_class",
+           "register_aliases", "register_providers"]
 
 NAME = "transformers"
+
+
 _CONTRASTIVE_INFO = ModelInfo(
-    capabilities=frozenset({Capability.CLASSIFY, Capability.EMBED}),
-    supports=frozenset({"multi_label", "template"}),
+    supports={Feature.MULTI_LABEL, Feature.TEMPLATE},
     options=frozenset({"device", "dtype", "allow_pickle", "batch_size"}),
     local=True, cost_hint=0.0)
 _VLM_INFO = ModelInfo(
-    capabilities=frozenset({Capability.UNDERSTAND}),
-    supports=frozenset({"system", "max_tokens", "temperature", "schema", "stream"}),
+    supports={Feature.SYSTEM, Feature.MAX_TOKENS, Feature.TEMPERATURE, Feature.SCHEMA,
+              Feature.STREAM},
     options=LOAD_OPTIONS | GENERATION_OPTIONS,
     local=True, cost_hint=0.0, speed_hint=2.0)
-
-
 _UNKNOWN_INFO = ModelInfo(
-    capabilities=_CONTRASTIVE_INFO.capabilities | _VLM_INFO.capabilities,
     supports=_CONTRASTIVE_INFO.supports | _VLM_INFO.supports,
     options=_CONTRASTIVE_INFO.options | _VLM_INFO.options, local=True, cost_hint=0.0)
 
 
-def describe(model: str) -> ModelInfo:
-    """Capabilities of ``transformers:MODEL`` from its config on disk (no import, no request).
+def _task(model: str) -> str | None:
+    # a preset's task is known without reading its config (registration reads nothing)
+    return KNOWN_TASKS.get(model) or guess_task(locate(model))
 
-    A checkpoint that is nowhere to be found claims every capability, so that
-    a call reaches the availability check and reports what is missing and how
-    to get it, rather than a misleading "cannot do that".
-    """
-    task = guess_task(locate(model))
+
+def model_class(model: str) -> type[Model]:
+    """Which class serves ``transformers:MODEL``: read from its config on disk (no import)."""
+    task = _task(model)
+    if task is None:
+        return Unfound
+    return Contrastive if task == "contrastive" else VisionLanguage
+
+
+def describe(model: str) -> ModelInfo:
+    """What ``transformers:MODEL`` honours, from its config on disk (no import, no request)."""
+    task = _task(model)
     if task is None:
         return _UNKNOWN_INFO
     return _CONTRASTIVE_INFO if task == "contrastive" else _VLM_INFO
 
 
-def make_model(model: str) -> Model:
+def make_model(model: str, provider: str, info: ModelInfo) -> Model:
     """The model object for ``transformers:MODEL``; weights load on its first call."""
     checkpoint = locate(model)
-    provider = f"{NAME}:{model}"
     if guess_task(checkpoint) == "contrastive":
         from ._contrastive import ContrastiveModel
 
-        return ContrastiveModel(provider, _CONTRASTIVE_INFO, checkpoint)
+        return ContrastiveModel(provider, info, checkpoint)
     from ._vlm import VisionLanguageModel
 
-    return VisionLanguageModel(provider, _VLM_INFO, checkpoint)
+    return VisionLanguageModel(provider, info, checkpoint)
 
 
 @hookimpl
@@ -81,6 +88,7 @@ def register_providers(register: Callable[[ProviderSpec], None]) -> None:
     """Register the ``transformers`` provider."""
     register(ProviderSpec(
         name=NAME,
+        model_class=model_class,
         factory=make_model,
         describe=describe,
         default_models=default_models(),

@@ -22,10 +22,8 @@ import numpy as np
 import torch
 
 from mmsdk.plugin import (
-    Classify,
     ClassifyRequest,
     ClassifyResult,
-    Embed,
     EmbedRequest,
     EmbedResult,
     InvalidInputError,
@@ -34,6 +32,7 @@ from mmsdk.plugin import (
 
 from ._base import TransformersModel, bounded
 from ._errors import mapped
+from ._kinds import Contrastive
 from ._loading import Loaded
 
 __all__ = ["ContrastiveModel"]
@@ -76,7 +75,7 @@ def _unit(vectors: torch.Tensor) -> np.ndarray:
     return array
 
 
-class ContrastiveModel(TransformersModel, Classify, Embed):
+class ContrastiveModel(TransformersModel, Contrastive):
     """A CLIP-style checkpoint: ``classify`` and ``embed``."""
 
     task = "contrastive"

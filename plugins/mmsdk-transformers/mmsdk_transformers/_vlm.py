@@ -34,7 +34,6 @@ from mmsdk.plugin import (
     ProviderError,
     ProviderTimeoutError,
     StreamEvent,
-    Understand,
     UnderstandRequest,
     UnderstandResult,
     Usage,
@@ -42,6 +41,7 @@ from mmsdk.plugin import (
 
 from ._base import TransformersModel, bounded
 from ._errors import mapped
+from ._kinds import VisionLanguage
 from ._loading import Loaded
 from ._prompting import generation_kwargs, messages, seed_of, user_text
 
@@ -116,7 +116,7 @@ def _eos_ids(loaded: Loaded) -> set[int]:
     return {int(eos)} if isinstance(eos, int) else {int(e) for e in eos}
 
 
-class VisionLanguageModel(TransformersModel, Understand):
+class VisionLanguageModel(TransformersModel, VisionLanguage):
     """An image-text-to-text checkpoint: ``understand`` and ``understand_stream``."""
 
     task = "vlm"

@@ -258,8 +258,8 @@ def test_models_are_asked_of_the_server_once(loopback: LoopbackServer, wire,
     endpoint_names.append("omnidisc")
     assert loopback.received == []  # registering asks nothing
     [status] = [s for s in mmsdk.providers() if s.name == "omnidisc"]
-    assert (status.capabilities, status.models, status.usable) == (
-        [mmsdk.Capability.GENERATE], [FLUX], True)
+    assert (status.capabilities, status.models, status.usable) == (  # every model it serves
+        [mmsdk.Capability.GENERATE], [FLUX, "other"], True)
     results = [mmsdk.generate("a", provider="omnidisc") for _ in range(2)]
     assert [r.provider for r in results] == [f"omnidisc:{FLUX}"] * 2
     assert len(server.gets("/v1/models")) == 1

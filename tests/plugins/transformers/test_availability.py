@@ -19,7 +19,7 @@ from PIL import Image
 
 import mmsdk
 from mmsdk._registry import get_registry
-from mmsdk.plugin import Capability
+from mmsdk.plugin import Capability, capabilities_of
 
 LABELS = ["cat", "dog"]
 
@@ -97,16 +97,16 @@ def test_default_route_runs_the_default_checkpoints_from_the_hub_cache(
 def test_describe_reads_the_task_from_config(name: str, capabilities: set[str],
                                              checkpoints: dict[str, Path]) -> None:
     info = mmsdk_transformers.describe(str(checkpoints[name]))
-
-    assert {c.value for c in info.capabilities} == capabilities
+    served_by = mmsdk_transformers.model_class(str(checkpoints[name]))
+    assert {c.value for c in capabilities_of(served_by)} == capabilities
     assert info.local and not info.limits.formats  # PIL images in, nothing re-encoded
 
 
 def test_describe_knows_the_presets_before_download() -> None:
     assert mmsdk_transformers.describe("llava-hf/llava-v1.6-mistral-7b-hf").supports >= {
         "stream", "schema", "system", "max_tokens", "temperature"}
-    assert Capability.CLASSIFY in mmsdk_transformers.describe(
-        "google/siglip-so400m-patch14-384").capabilities
+    assert Capability.CLASSIFY in capabilities_of(mmsdk_transformers.model_class(
+        "google/siglip-so400m-patch14-384"))
 
 
 @pytest.fixture
