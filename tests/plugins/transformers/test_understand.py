@@ -231,7 +231,9 @@ def video_path(tmp_path: Path) -> Path:
 def test_video_arrives_as_sampled_frames(video_path: Path, provider: Callable[[str], str],
                                          raw: Callable[[str], Any]) -> None:
     model, processor = raw("llava")
-    _, two_images, _ = _raw_generate(model, processor, "What changed?",
+    sent_prompt = ("The 2 images are frames of the video clip.mp4 (1.2 s long), in order: "
+                   "Frame 1 at 0.3 s, Frame 2 at 0.9 s.\n\nWhat changed?")  # times included
+    _, two_images, _ = _raw_generate(model, processor, sent_prompt,
                                      [Image.new("RGB", (32, 32))] * 2, max_new_tokens=1)
 
     result = mmsdk.understand("What changed?", video=video_path, frames=2, max_tokens=4,
