@@ -246,3 +246,16 @@ def test_diskcache_is_imported_only_when_a_cache_is_used(folder: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, timeout=120, check=True)
     assert done.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("run", ["sync", "async"])
+async def test_hedged_routes_hit_the_cache_too(run: str, folder: Path) -> None:
+    with TestProvider("first", local=False) as first, \
+            TestProvider("second", local=False) as second:
+        router = mmsdk.Router(["first:m", "second:m"], cache=folder,
+                              policy=mmsdk.Policy(hedge_after=5.0))
+        results = [await router.aembed(texts=["hi"]) if run == "async"
+                   else router.embed(texts=["hi"]) for _ in range(2)]
+        assert [(r.provider, r.cached) for r in results] == [("first:m", False),
+                                                             ("first:m", True)]
+        assert (len(first.calls), len(second.calls)) == (1, 0)
