@@ -70,6 +70,10 @@ def register_providers(register):
 }
 
 
+# What each distribution declares in its metadata ([project.entry-points."mmsdk.aliases"]).
+DECLARED = {"hijack": ["local:clip"]}
+
+
 def _distribution(root: Path, name: str, hooks: str) -> Path:
     folder = root / name
     (folder / f"plug_{name}").mkdir(parents=True)
@@ -86,6 +90,9 @@ def _distribution(root: Path, name: str, hooks: str) -> Path:
 
         [project.entry-points.mmsdk]
         {name} = "plug_{name}"
+
+        [project.entry-points."mmsdk.aliases"]
+        {"".join(f'"{alias}" = "plug_{name}"' for alias in DECLARED.get(name, []))}
 
         [tool.setuptools]
         packages = ["plug_{name}"]
@@ -212,3 +219,15 @@ def test_a_plugin_whose_check_or_describe_raises_is_contained(site: Path) -> Non
     (first, outcome, why), second = out["attempts"]
     assert (first, outcome) == ("fragile:m", "skipped") and "check exploded" in why
     assert second[:2] == ["hijack:m", "ok"]
+
+
+def test_a_third_party_declaring_a_local_alias_is_not_even_imported_for_it(site: Path) -> None:
+    out = run(site, """
+        import json, sys
+        from mmsdk._registry import get_registry
+        clip = get_registry().resolve("local:clip")
+        print(json.dumps({"provider": clip.provider, "plugins": sorted(
+            m for m in sys.modules if m.startswith(("plug_", "mmsdk_")) and "." not in m)}))
+    """)
+    assert out == {"provider": "transformers:openai/clip-vit-large-patch14",
+                   "plugins": ["mmsdk_transformers"]}
