@@ -223,9 +223,10 @@ def _seek_and_decode(container: Any, stream: Any, targets: list[float],
                      tolerance: float) -> tuple[list[Any], int, int]:
     """The first frame at or after each target time (seconds), decoding as little as possible.
 
-    Packets are demuxed in order and kept, undecoded, from the last keyframe; they
-    are decoded only once a packet at or past the next target shows that target
-    lies in this keyframe's group. When the next target is further ahead than
+    Packets are demuxed in order and kept, undecoded, from the last keyframe (or
+    from the last frame picked); they are decoded only once a packet at or past
+    the next target shows that target lies in this keyframe's group, and are
+    dropped when a keyframe comes first. When the next target is further ahead than
     the keyframe interval seen so far, the container seeks to the keyframe
     before it instead of demuxing the way there. Returns the frames, how many
     frames were decoded, and how many seeks were made.
@@ -280,6 +281,8 @@ def _seek_and_decode(container: Any, stream: Any, targets: list[float],
         else:
             pending.append(packet)
             continue
+        if index > before:  # picked: hold the packets after it until the next target shows
+            pending, live = [], False  # whether it is in this group (the decoder keeps its place)
         if before < index < len(targets) and interval is not None and position is not None \
                 and targets[index] - position > interval:
             container.seek(int(targets[index] / base), stream=stream, backward=True,

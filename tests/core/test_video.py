@@ -171,6 +171,16 @@ def test_sampling_seeks_and_decodes_only_near_the_frames_wanted(long_clip: Path,
     assert [round(red / 2) for red in reds] == pytest.approx([15, 45, 75, 105], abs=3)
 
 
+def test_frames_after_one_picked_are_decoded_only_if_the_next_one_needs_them(
+        long_clip: Path, decoded: list[float]) -> None:
+    sampled = sample_frames(load_video(long_clip, Settings()), fps=1)  # 0.0, 1.0, ... 11.0 s
+    assert sampled.times == pytest.approx([float(s) for s in range(12)])
+    assert len(decoded) == sampled.decoded == 70  # of 120; keyframes every 1.2 s
+    shown = {round(t, 1) for t in decoded}
+    assert {1.1, 2.1, 2.2, 3.1, 3.5}.isdisjoint(shown)  # after a pick, before the next keyframe
+    assert {1.2, 1.9, 2.4, 2.9} <= shown  # from the keyframe before each target to it
+
+
 def test_dense_sampling_decodes_each_frame_once(long_clip: Path, decoded: list[float]) -> None:
     sampled = sample_frames(load_video(long_clip, Settings()), fps=2)
     assert len(sampled.frames) == 24
