@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ._build import classify_job, embed_job, generate_job, light_inputs, understand_job
 from ._cache import Cache, as_cache
+from ._cost import check_prices
 from ._errors import (
     CapabilityError,
     InvalidInputError,
@@ -91,6 +92,9 @@ class Router:
             :class:`CapabilityError`).
         cache: a folder path or a :class:`mmsdk.Cache` where this router keeps
             the results of repeatable calls (default: ``mmsdk.configure(cache=...)``).
+        prices: ``{"PLUGIN:MODEL": {"input_per_mtok": ..., ...}}``: this router's
+            prices (a negotiated rate, a tenant's plan), before
+            ``mmsdk.configure(prices=...)`` and the plugins' tables.
 
     Example:
         >>> router = mmsdk.Router(["openai:gpt-5.5", "local:llava"],
@@ -104,7 +108,8 @@ class Router:
                  on_attempt: Callable[[Attempt], Any] | None = None,
                  credentials: Mapping[str, str] | None = None,
                  registry: Registry | None = None,
-                 cache: str | os.PathLike[str] | Cache | None = None) -> None:
+                 cache: str | os.PathLike[str] | Cache | None = None,
+                 prices: Mapping[str, Any] | None = None) -> None:
         if isinstance(providers, str):
             providers = [providers]
         if providers is not None and (not isinstance(providers, (list, tuple)) or not providers
@@ -119,6 +124,7 @@ class Router:
                                     f"{type(on_attempt).__name__}.")
         self._credentials = _Credentials(credentials)
         self._cache = as_cache(cache, "Router cache")
+        self._prices = check_prices(prices, "Router prices") if prices is not None else {}
         self.providers = list(providers) if providers is not None else None
         self._policy = policy
         self._on_attempt = on_attempt
@@ -155,7 +161,8 @@ class Router:
         configured = get_settings().on_attempt
         hooks = tuple(h for h in (self._on_attempt, configured) if h is not None)
         cache = self._cache if self._cache is not None else get_settings().cache
-        return RouteContext(budgets=self._budgets, hooks=hooks, cache=cache)
+        return RouteContext(budgets=self._budgets, hooks=hooks, cache=cache,
+                            prices=self._prices)
 
     def health(self) -> dict[str, ProviderHealth]:
         """Breaker state of every provider called so far, under this router's policy.

@@ -44,47 +44,53 @@ PIXELS_PER_TOKEN = 750
 _MILLION = 1_000_000
 
 
-def check_prices(value: Any) -> dict[str, Price]:
-    """``configure(prices=...)`` checked: ``{"PLUGIN:MODEL": Price | dict}`` as Prices.
+def check_prices(value: Any, what: str = "Setting prices") -> dict[str, Price]:
+    """``configure(prices=...)`` / ``Router(prices=...)`` checked: ``{"PLUGIN:MODEL": Price |
+    dict}`` as Prices (*what* names the argument in messages).
 
     Raises:
         InvalidInputError: a key that is not ``"PLUGIN:MODEL"``, an unknown price
             key, or a value that is not a non-negative number.
     """
     if not isinstance(value, Mapping):
-        raise InvalidInputError("Setting prices must be a dict like {'openai:gpt-4o': "
+        raise InvalidInputError(f"{what} must be a dict like {{'openai:gpt-4o': "
                                 "{'input_per_mtok': 2.5, 'output_per_mtok': 10.0}}, got "
                                 f"{type(value).__name__}.")
     prices: dict[str, Price] = {}
     for provider, price in value.items():
         plugin, _, model = provider.partition(":") if isinstance(provider, str) else ("", "", "")
         if not plugin.strip() or not model.strip():
-            raise InvalidInputError(f"Setting prices: keys are provider strings like "
+            raise InvalidInputError(f"{what}: keys are provider strings like "
                                     f"'openai:gpt-4o', got {provider!r}.")
         if isinstance(price, Price):
             prices[provider] = price
             continue
         if not isinstance(price, Mapping):
-            raise InvalidInputError(f"Setting prices[{provider!r}] must be a dict of "
+            raise InvalidInputError(f"{what}[{provider!r}] must be a dict of "
                                     f"{', '.join(PRICE_KEYS)}; got {type(price).__name__}.")
         unknown = sorted(str(k) for k in price if k not in PRICE_KEYS)
         if unknown:
-            raise InvalidInputError(f"Setting prices[{provider!r}]: unknown key(s) {unknown}; "
+            raise InvalidInputError(f"{what}[{provider!r}]: unknown key(s) {unknown}; "
                                     f"known keys: {', '.join(PRICE_KEYS)}.")
         for key, number in price.items():
             if isinstance(number, bool) or not isinstance(number, (int, float)) or \
                     not math.isfinite(number) or number < 0:
-                raise InvalidInputError(f"Setting prices[{provider!r}][{key!r}] must be a "
+                raise InvalidInputError(f"{what}[{provider!r}][{key!r}] must be a "
                                         f"finite number of US dollars >= 0, got {number!r}.")
         prices[provider] = Price(**price)
     return prices
 
 
-def price_of(resolved: Any) -> Price | None:
-    """The price a call to *resolved* pays: 0 when local, else configured, else the table's."""
+def price_of(resolved: Any, router: Mapping[str, Price] | None = None) -> Price | None:
+    """The price a call to *resolved* pays: 0 when local, else the router's
+    (``Router(prices=...)``), else the configured one, else the plugin table's."""
     info = resolved.info
     if info.local:
         return FREE
+    if router:
+        chosen = router.get(resolved.provider)
+        if chosen is not None:
+            return chosen
     from ._settings import get_settings
 
     configured: Price | None = get_settings().prices.get(resolved.provider)
@@ -132,9 +138,9 @@ def cost_of(usage: Usage | None, price: Price | None, capability: Capability) ->
     return total if counted else None
 
 
-def estimate(job: Any, resolved: Any) -> float | None:
+def estimate(job: Any, resolved: Any, router: Mapping[str, Price] | None = None) -> float | None:
     """The estimated cost of *job* on *resolved* (see the module docstring), or ``None``."""
-    price = price_of(resolved)
+    price = price_of(resolved, router)
     if price is None:
         return None
     if price == FREE:

@@ -26,7 +26,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Hashable, Sequence
+from collections.abc import Callable, Generator, Hashable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -52,7 +52,7 @@ from ._observe import CallObserver
 from ._plugin_helpers import from_network
 from ._policy import Policy
 from ._registry import Registry, Replica, Resolved
-from ._types import Attempt
+from ._types import Attempt, Price
 
 __all__ = ["Opened", "RouteContext", "aexecute", "bounded", "cheapest", "execute"]
 
@@ -147,6 +147,8 @@ class RouteContext:
         hooks: ``on_attempt`` callbacks (the router's and the configured one).
         cache: the :class:`mmsdk.Cache` repeatable calls are looked up in and
             stored to (``None``: no cache).
+        prices: this router's prices (``Router(prices=...)``), before the
+            configured ones and the plugins' tables.
         verifier: this call cross-checks another (``verify_with=``): its
             attempts are marked ``Attempt.verifier``.
     """
@@ -156,6 +158,7 @@ class RouteContext:
     credential: Hashable = None
     hooks: Sequence[Callable[[Attempt], Any]] = ()
     cache: Any = None
+    prices: Mapping[str, Price] = field(default_factory=dict)
     verifier: bool = False
 
 
@@ -633,7 +636,7 @@ class _Run:
         """Count an answer that came back (the call was billed, whoever wins)."""
         if self.streaming:  # a stream's answer is counted when it ends (stream_cost)
             return
-        price = price_of(resolved)
+        price = price_of(resolved, self.context.prices)
         capability = self.job.capability
         costs = [cost_of(item.usage, price, capability)
                  for item in (result if isinstance(result, list) else [result])]
@@ -643,13 +646,14 @@ class _Run:
         """Count a failed attempt whose answer arrived (billed) but was rejected."""
         usage = getattr(error, "usage", None)
         if usage is not None:
-            self._billed.append((error, cost_of(usage, price_of(resolved), self.job.capability)))
+            self._billed.append((error, cost_of(usage, price_of(resolved, self.context.prices),
+                                                self.job.capability)))
 
     def _costs(self, result: Any, bound: Bound) -> list[float | None]:
         """``usage.cost_usd`` for each item of *result*: its own cost, plus on the first
         one what the call's other billed attempts cost (retries, hedges, rejected answers)."""
         items = result if isinstance(result, list) else [result]
-        price = price_of(bound.resolved)
+        price = price_of(bound.resolved, self.context.prices)
         capability = self.job.capability
         costs = [0.0 if item.cached else cost_of(item.usage, price, capability)
                  for item in items]
@@ -670,7 +674,7 @@ class _Run:
         if limit is None:
             return None
         provider = resolved.provider
-        guess = estimate(self.job, resolved)
+        guess = estimate(self.job, resolved, self.context.prices)
         if guess is None:
             return CapabilityError(
                 f"{provider} is skipped: its price is unknown and the policy has "
@@ -959,10 +963,11 @@ def execute(job: Job, candidates: Candidates, policy: Policy, registry: Registry
             *, streaming: bool = False, started: float | None = None,
             context: RouteContext | None = None) -> Any:
     """Run *job* on the first candidate that succeeds (sync)."""
+    context = context or RouteContext()
     if policy.order == "cheapest":
-        candidates = cheapest(job, candidates)
+        candidates = cheapest(job, candidates, context.prices)
     run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic(),
-               context or RouteContext())
+               context)
     if policy.hedge_after is not None and not streaming and _hedges(candidates):
         result = _hedged(run)
     else:
@@ -980,10 +985,11 @@ async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: R
     flight is cancelled (local work stops at its next step) and recorded as
     ``"abandoned"``.
     """
+    context = context or RouteContext()
     if policy.order == "cheapest":
-        candidates = cheapest(job, candidates)
+        candidates = cheapest(job, candidates, context.prices)
     run = _Run(job, candidates, policy, registry, streaming, started or time.monotonic(),
-               context or RouteContext())
+               context)
     hedged = policy.hedge_after is not None and not streaming and _hedges(candidates)
     work = _ahedged(run) if hedged else _adrive(run.sequential(), run)
     try:
@@ -995,7 +1001,8 @@ async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: R
     return result
 
 
-def cheapest(job: Job, candidates: Candidates) -> Candidates:
+def cheapest(job: Job, candidates: Candidates,
+             prices: Mapping[str, Price] | None = None) -> Candidates:
     """*candidates* by the estimated cost of *job* (unknown prices, then skips, last).
 
     The sort is stable: equal estimates keep the order they came in (by ``cost_hint``).
@@ -1003,7 +1010,7 @@ def cheapest(job: Job, candidates: Candidates) -> Candidates:
     def key(candidate: Resolved | MMSDKError) -> tuple[int, float]:
         if isinstance(candidate, MMSDKError):
             return (2, 0.0)
-        guess = estimate(job, candidate)
+        guess = estimate(job, candidate, prices)
         return (1, 0.0) if guess is None else (0, guess)
 
     return sorted(candidates, key=key)
