@@ -7,7 +7,19 @@ functions decorated with :data:`hookimpl`::
 
     @hookimpl
     def register_providers(register):
-        register(ProviderSpec(name="acme", ...))
+        register(ProviderSpec(name="acme", model_class=AcmeModel, ...))
+
+    @hookimpl
+    def register_aliases(register):
+        register("acme-fast", "acme:turbo-1")
+
+An installed plugin also declares each alias in its distribution's metadata,
+so that mmsdk knows who owns it without importing any plugin::
+
+    [project.entry-points."mmsdk.aliases"]
+    "acme-fast" = "mmsdk_acme"
+
+The guide is ``docs/plugins.md``.
 """
 
 from __future__ import annotations
@@ -37,4 +49,10 @@ def register_providers(register: Callable[[ProviderSpec], None]) -> None:
 
 @hookspec
 def register_aliases(register: Callable[[str, str], None]) -> None:
-    """Register provider-string aliases: ``register("local:sdxl", "diffusers:ORG/NAME")``."""
+    """Register provider-string aliases: ``register("local:sdxl", "diffusers:ORG/NAME")``.
+
+    An installed plugin must also declare each alias in the ``mmsdk.aliases``
+    entry-point group (name: the alias, value: this plugin's module); one it
+    does not declare is refused, naming that fix. ``local:`` aliases belong to
+    mmsdk's built-in plugins.
+    """

@@ -83,6 +83,7 @@ from ._types import (
     GenerateResult,
     MediaLimits,
     ModelInfo,
+    Price,
     UnderstandResult,
     Usage,
 )
@@ -100,7 +101,7 @@ __all__ = [
     "GenerateResult",
     "InvalidInputError", "MMSDKError", "MediaLimits", "Model", "ModelDeprecationWarning",
     "ModelInfo", "ModelLifecycle",
-    "OutputValidationError", "PreparedImage", "ProviderConnectionError", "ProviderError",
+    "OutputValidationError", "PreparedImage", "Price", "ProviderConnectionError", "ProviderError",
     "ProviderServerError", "ProviderSpec", "ProviderTimeoutError", "ProviderUnavailableError",
     "RateLimitError", "Request", "StreamEvent", "Understand", "UnderstandRequest",
     "UnderstandResult", "UnknownProviderError", "Usage", "VideoInput", "add_secret",
