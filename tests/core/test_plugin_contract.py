@@ -289,3 +289,29 @@ class Embedder(Embed):
     def embed(self, request: Any) -> mmsdk.EmbedResult:
         import numpy as np
         return mmsdk.EmbedResult(text_vectors=np.ones((len(request.texts), 2)) / np.sqrt(2))
+
+
+def test_the_cli_lists_the_models_a_plugin_serves(capsys: pytest.CaptureFixture[str]) -> None:
+    from mmsdk._cli import main
+    mmsdk.plugin.register_plugin(Plugin(ProviderSpec(
+        name="contracthub", model_class=Reader, default_models={U: "m1"},
+        list_models=lambda: ["m1", "m2", "m3"])), "contracthub")
+    try:
+        assert main(["providers"]) == 0
+    finally:
+        mmsdk.plugin.unregister_plugin("contracthub")
+    out = capsys.readouterr().out
+    assert "models: m1, m2, m3" in out
+
+
+def test_a_model_class_that_fails_when_listed_is_shown_not_raised() -> None:
+    def model_class(model: str) -> type[Model]:
+        raise RuntimeError("cannot tell")
+
+    registry = registered(ProviderSpec(name="vague", model_class=model_class,
+                                       default_models={U: "m"}, list_models=lambda: ["m"]))
+    rows = {row["provider"]: row for row in describe_all(registry)}
+    assert rows["vague"]["usable"] is False and "cannot tell" in rows["vague"]["reason"]
+    with pytest.raises(mmsdk.ProviderUnavailableError) as caught:
+        assert registry.resolve("vague:m").info
+    assert caught.value.code == "plugin_broken"
