@@ -164,3 +164,18 @@ def test_a_declared_alias_the_hook_does_not_register_is_reported(
     assert "'ghost'" in registry.failures["alpha"]
     with pytest.raises(mmsdk.UnknownProviderError):
         registry.resolve("ghost")
+
+
+def test_an_alias_of_a_plugin_left_out_says_how_to_let_it_in(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    from dataclasses import replace
+
+    from mmsdk import _settings
+    monkeypatch.setattr(_settings, "_settings", replace(_settings.get_settings(),
+                                                        plugins=("beta",)))
+    registry = fake(monkeypatch, plugin_dir, {"alpha": ["fast"], "beta": []},
+                    {"fast": "plug_alias_alpha"})
+    with pytest.raises(mmsdk.ProviderUnavailableError, match="leaves it out") as caught:
+        registry.resolve("fast")
+    assert caught.value.fix == "add 'alpha' to MMSDK_PLUGINS or configure(plugins=[...])"
+    assert "plug_alias_alpha" not in sys.modules
