@@ -285,7 +285,7 @@ class _Run:
             if hit is not None:
                 if replicas:
                     self._drop_pool(provider)
-                self._record(provider, "ok", time.monotonic(), 0.0, usage=_usage(hit))
+                self._record(provider, "ok", time.monotonic(), 0.0)  # nothing consumed
                 self._billed.append((hit, 0.0))
                 return (hit, outcome)
         over = self._over_budget(resolved)

@@ -259,3 +259,24 @@ async def test_hedged_routes_hit_the_cache_too(run: str, folder: Path) -> None:
         assert [(r.provider, r.cached) for r in results] == [("first:m", False),
                                                              ("first:m", True)]
         assert (len(first.calls), len(second.calls)) == (1, 0)
+
+
+def test_a_hit_reports_no_tokens_to_tracing(cloud: TestProvider, folder: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from mmsdk import _observe
+
+    exporter, tracing = InMemorySpanExporter(), TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(_observe, "_tracer", tracing.get_tracer("mmsdk"))
+    router = mmsdk.Router("cloud:m", cache=folder)
+    for _ in range(2):
+        router.understand("one two", temperature=0)
+    made, served = [span for span in exporter.get_finished_spans() if span.name == "chat m"]
+    assert made.attributes is not None and served.attributes is not None
+    assert made.attributes["gen_ai.usage.input_tokens"] == 2
+    assert "gen_ai.usage.input_tokens" not in served.attributes  # nothing was consumed
+    tracing.shutdown()
