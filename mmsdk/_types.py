@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import sys
+from collections.abc import Set
 from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image
@@ -184,8 +185,9 @@ class ModelInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     capabilities: frozenset[Capability] = frozenset()
-    supports: frozenset[Feature] = frozenset()
-    options: frozenset[str] = frozenset()
+    # Set, not frozenset: authors may write a set literal; it is stored as a frozenset.
+    supports: Set[Feature] = frozenset()
+    options: Set[str] = frozenset()
     limits: MediaLimits = MediaLimits()
     max_n: int = 1
     local: bool = False

@@ -43,6 +43,7 @@ from ._types import (
     ModelInfo,
     UnderstandResult,
     Usage,
+    features,
 )
 
 __all__ = ["ALL_FEATURES", "TestProvider", "pinned_today"]
@@ -137,7 +138,7 @@ class TestProvider:
         self._lock = threading.Lock()
         self._registry: Registry | None = None
         self.capabilities = frozenset(Capability(c) for c in capabilities)
-        self.info = ModelInfo(supports=frozenset(supports), options=frozenset(options),
+        self.info = ModelInfo(supports=features(supports), options=frozenset(options),
                               limits=limits or MediaLimits(), max_n=max_n, local=local,
                               cost_hint=cost_hint, speed_hint=speed_hint)
         # what it can do is what its model class implements: one class per set of capabilities

@@ -131,7 +131,7 @@ def generate_config(request: GenerateRequest, provider: str) -> types.GenerateCo
 def imagen_config(request: GenerateRequest, provider: str) -> types.GenerateImagesConfig:
     """Config for Imagen ``generate_images`` (Vertex AI only)."""
     options = request.options
-    values = {"number_of_images": request.n, "aspect_ratio": options.get("aspect_ratio"),
+    values: dict[str, Any] = {"number_of_images": request.n, "aspect_ratio": options.get("aspect_ratio"),
               "image_size": options.get("image_size"),
               "person_generation": options.get("person_generation"),
               "http_options": http_options(request.timeout)}

@@ -81,7 +81,8 @@ def edit_files(request: GenerateRequest) -> dict[str, Any]:
 def result_from(response: Any, provider: str) -> GenerateResult:
     """Decode an ``ImagesResponse`` into a :class:`GenerateResult`."""
     items = getattr(response, "data", None) or []
-    images, revised = [], None
+    images: list[Image.Image] = []
+    revised = None
     for item in items:
         if not item.b64_json:
             raise ProviderServerError(f"{provider} returned an image without base64 data "
