@@ -10,11 +10,8 @@ below must be a mypy error, not something found at run time.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from mypy_run import mypy_errors
 
 AUTHOR = '''from __future__ import annotations
 
@@ -115,25 +112,10 @@ def _imports(source: str) -> str:
 def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """mypy --strict --disallow-any-expr over the author's files: error lines per file."""
     pytest.importorskip("mypy")
-    folder = tmp_path_factory.mktemp("plugin_author")
-    (folder / "mypy.ini").write_text("[mypy]\n")  # none of the repository's settings
-    (folder / "author.py").write_text(AUTHOR)
-    for name, (source, _) in BAD.items():
-        (folder / f"{name}.py").write_text(f"{_imports(AUTHOR)}\n\n\n{source}")
-    files = ["author.py", *(f"{name}.py" for name in BAD)]
-    completed = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--disallow-any-expr",
-         "--disallow-any-explicit", "--config-file", "mypy.ini",
-         "--cache-dir", str(folder / ".mypy_cache"), "--no-error-summary",
-         "--hide-error-context", *files],
-        cwd=folder, capture_output=True, text=True, timeout=300)
-    assert completed.returncode in (0, 1), completed.stdout + completed.stderr
-    errors: dict[str, list[str]] = {}
-    for line in completed.stdout.splitlines():
-        path, _, rest = line.partition(":")
-        if ": error: " in rest:
-            errors.setdefault(Path(path).stem, []).append(rest)
-    return errors
+    files = {"author.py": AUTHOR} | {f"{name}.py": f"{_imports(AUTHOR)}\n\n\n{source}"
+                                     for name, (source, _) in BAD.items()}
+    return mypy_errors(tmp_path_factory.mktemp("plugin_author"), files,
+                       "--disallow-any-expr", "--disallow-any-explicit")
 
 
 def test_a_plugin_using_the_whole_api_passes_strict_with_no_any(

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from mypy_run import mypy_errors
 
 import mmsdk
 
@@ -91,24 +89,9 @@ BAD = {
 def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """mypy --strict over every user file in one run: its error lines, per file."""
     pytest.importorskip("mypy")
-    folder = tmp_path_factory.mktemp("user_code")
-    (folder / "mypy.ini").write_text("[mypy]\n")  # none of the repository's settings
-    (folder / "good.py").write_text(GOOD)
-    for name, (source, _) in BAD.items():
-        (folder / f"{name}.py").write_text(f"import mmsdk\n\n{source}\n")
-    files = ["good.py", *(f"{name}.py" for name in BAD)]
-    completed = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--config-file", "mypy.ini",
-         "--cache-dir", str(folder / ".mypy_cache"), "--no-error-summary",
-         "--hide-error-context", *files],
-        cwd=folder, capture_output=True, text=True, timeout=300)
-    assert completed.returncode in (0, 1), completed.stdout + completed.stderr
-    errors: dict[str, list[str]] = {}
-    for line in completed.stdout.splitlines():
-        path, _, rest = line.partition(":")
-        if ": error: " in rest:
-            errors.setdefault(Path(path).stem, []).append(rest)
-    return errors
+    files = {"good.py": GOOD} | {f"{name}.py": f"import mmsdk\n\n{source}\n"
+                                 for name, (source, _) in BAD.items()}
+    return mypy_errors(tmp_path_factory.mktemp("user_code"), files)
 
 
 def test_correct_user_code_passes_mypy_strict_with_precise_types(

@@ -17,7 +17,7 @@ rate: mmsdk never asks for prompt caching.
 
 from __future__ import annotations
 
-from mmsdk import Price
+from mmsdk.plugin import Price
 
 __all__ = ["PRICES", "READ_ON", "price"]
 

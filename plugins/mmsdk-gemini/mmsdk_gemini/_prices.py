@@ -18,7 +18,7 @@ gemini-3.5-flash (only approximate figures found), Imagen, and every other model
 
 from __future__ import annotations
 
-from mmsdk import Price
+from mmsdk.plugin import Price
 
 __all__ = ["PRICES", "READ_ON", "price"]
 

@@ -22,7 +22,7 @@ OpenAI-compatible endpoints have no price either (local servers cost 0).
 
 from __future__ import annotations
 
-from mmsdk import Price
+from mmsdk.plugin import Price
 
 __all__ = ["PRICES", "READ_ON", "price"]
 
