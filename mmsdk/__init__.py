@@ -39,8 +39,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "generate": "_api", "agenerate": "_api", "understand": "_api", "aunderstand": "_api",
     "classify": "_api", "aclassify": "_api", "embed": "_api", "aembed": "_api",
-    "unload": "_api", "aunload": "_api", "Router": "_api", "health": "_api",
-    "preload": "_api", "apreload": "_api", "ImageInput": "_api",
+    "unload": "_api", "aunload": "_api", "Router": "_router", "health": "_api",
+    "preload": "_api", "apreload": "_api", "ImageInput": "_arguments",
     "score": "_api", "ascore": "_api",
     "providers": "_providers", "ProviderStatus": "_providers",
     "reset_health": "_health", "ProviderHealth": "_health",
@@ -84,8 +84,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from ._api import (
-        ImageInput,
-        Router,
         aclassify,
         aembed,
         agenerate,
@@ -102,12 +100,14 @@ if TYPE_CHECKING:
         understand,
         unload,
     )
+    from ._arguments import ImageInput
     from ._cache import Cache
     from ._clock import ModelDeprecationWarning
     from ._eval import EvalReport, aevaluate, evaluate
     from ._health import ProviderHealth, reset_health
     from ._policy import Policy
     from ._providers import ProviderStatus, providers
+    from ._router import Router
     from ._settings import Settings, configure
     from ._stream import AsyncTextStream, TextStream
     from ._types import (

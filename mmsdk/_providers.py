@@ -24,7 +24,7 @@ from ._registry import ProviderSpec, Registry, Resolved, describe_all, get_regis
 from ._types import Capability
 
 if TYPE_CHECKING:
-    from ._api import Router
+    from ._router import Router
 
 __all__ = ["ProviderStatus", "preload", "providers"]
 

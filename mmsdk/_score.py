@@ -31,7 +31,7 @@ from ._registry import Resolved
 from ._types import Capability, EmbedResult, GenerateResult
 
 if TYPE_CHECKING:
-    from ._api import Router
+    from ._router import Router
 
 __all__ = ["Reranker", "check_score_inputs", "clip_scores", "ranked", "reranker",
            "rerank_failed"]
@@ -129,7 +129,7 @@ def reranker(router: Router, rerank_with: Any) -> Reranker | None:
         CapabilityError / ProviderUnavailableError: no candidate can embed
             (for one provider: why that one cannot).
     """
-    from ._api import Router
+    from ._router import Router
 
     if rerank_with is None:
         return None

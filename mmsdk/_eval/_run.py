@@ -25,8 +25,8 @@ from ._scoring import field_agreement, normalise_text
 from ._store import ResultStore
 
 if TYPE_CHECKING:
-    from .._api import Router
     from .._policy import Policy
+    from .._router import Router
 
 __all__ = ["aevaluate", "evaluate"]
 
@@ -40,7 +40,7 @@ class _Plan:
                  labels: Sequence[str] | None, prompt: str | None,
                  schema: type[BaseModel] | None, concurrency: int, resume: str | Path | None,
                  policy: Policy | None, call: dict[str, Any]) -> None:
-        from .._api import Router
+        from .._router import Router
 
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidInputError(f"concurrency must be a whole number >= 1, got {concurrency!r}.")

@@ -153,7 +153,7 @@ def test_flux_refuses_a_noise_prediction_scheduler(provider: Callable[[str], str
 
 def test_progress_bar_follows_the_request(provider: Callable[[str], str],
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from mmsdk._api import Router
+    from mmsdk._router import Router
 
     mmsdk.generate("quiet", provider=provider("sd15"), steps=2, seed=0, **SIZE)
     assert "2/2" not in capsys.readouterr().err
