@@ -236,7 +236,8 @@ class Registry:
         self._loaded[name] = entry_point
         try:
             plugin = entry_point.load()
-        except Exception as exc:  # a broken plugin must not break the rest
+        # SystemExit too: a module that calls sys.exit() when imported must not end the app
+        except (Exception, SystemExit) as exc:  # a broken plugin must not break the rest
             self._fail(name, f"import failed: {type(exc).__name__}: {exc}")
             return
         self.add_plugin(plugin, name)
@@ -328,7 +329,7 @@ class Registry:
                     else self._alias_adder(name)
                 try:
                     impl.function(register=register)
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     self._fail(name, f"{hook_name} failed: {type(exc).__name__}: {exc}")
 
     def remove_plugin(self, name: str) -> None:

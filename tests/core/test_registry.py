@@ -240,3 +240,22 @@ def test_an_unavailable_provider_is_described_again_on_the_next_call() -> None:
         mmsdk.understand("x", provider="late:m")
         mmsdk.understand("x", provider="late:m")
     assert described == ["m", "m", "m"]  # re-described after each unavailable call, then cached
+
+
+EXITING_IMPORT = "import sys\nsys.exit('this plugin needs a GPU')\n"
+
+EXITING_HOOK = FAILING_HOOK.replace('raise RuntimeError("boom")', 'raise SystemExit(3)')
+
+
+def test_a_plugin_calling_sys_exit_is_recorded_not_the_end_of_the_app(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    with pytest.warns(PluginWarning):
+        registry = load(monkeypatch, plugin_dir, {"quits": ("plug_broken", EXITING_IMPORT),
+                                                  "hooky": ("plug_hook", EXITING_HOOK),
+                                                  "shout": ("plug_good", GOOD)})
+        listed = mmsdk.Router(["quits:model", "hooky:model", "shout:loud"],
+                              registry=registry).understand("y")
+    assert [(a.provider, a.outcome) for a in listed.attempts] == [
+        ("quits:model", "skipped"), ("hooky:model", "skipped"), ("shout:loud", "ok")]
+    assert "SystemExit: this plugin needs a GPU" in registry.failures["quits"]
+    assert "register_providers failed: SystemExit" in registry.failures["hooky"]
