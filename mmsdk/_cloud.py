@@ -61,6 +61,7 @@ import contextlib
 import dataclasses
 import os
 import threading
+import typing
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -113,6 +114,31 @@ class CloudSettings:
                 value = "set" if value else None
             shown.append(f"{item.name}={value!r}")
         return f"{type(self).__name__}({', '.join(shown)})"
+
+
+_PLAIN: tuple[type, ...] = (str, int, float, bool)
+
+
+def _check_type(plugin: str, settings: type, name: str, value: object) -> None:
+    """Refuse a *value* that is not of the plain type (str, int, float, bool) the setting
+    *name* is annotated with, naming the setting; other annotations are not checked."""
+    if value is None:
+        return
+    try:
+        hint = typing.get_type_hints(settings)[name]
+    except Exception:  # an annotation that cannot be resolved: the plugin's validate decides
+        return
+    allowed = tuple(arg for arg in (typing.get_args(hint) or (hint,)) if arg is not type(None))
+    if not allowed or not all(arg in _PLAIN for arg in allowed):
+        return
+    if isinstance(value, bool):
+        fits = bool in allowed
+    else:
+        fits = isinstance(value, allowed) or (float in allowed and isinstance(value, int))
+    if not fits:
+        wanted = " or ".join(arg.__name__ for arg in allowed)
+        raise InvalidInputError(f"{plugin} setting {name!r} must be of type {wanted} (or None to use "
+                                f"the environment), got {type(value).__name__}.")
 
 
 class PluginSettings(Generic[S]):
@@ -176,6 +202,8 @@ class PluginSettings(Generic[S]):
         if unknown:
             raise InvalidInputError(f"Unknown {self.plugin} setting(s) {sorted(unknown)}; "
                                     f"known: {sorted(known)}.")
+        for name, value in changes.items():
+            _check_type(self.plugin, type(self._explicit), name, value)
         for name in self._explicit.SECRETS & set(changes):
             add_secret(changes[name])
         with self._lock:

@@ -101,6 +101,27 @@ def test_configure_checks_names_and_values_and_counts_changes() -> None:
         PluginSettings("acme", AcmeSettings(), env={"nope": "X"})
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"api_key": 12345}, "acme setting 'api_key' must be of type str"),
+    ({"retries": "3"}, "acme setting 'retries' must be of type int"),
+    ({"retries": True}, "acme setting 'retries' must be of type int"),
+    ({"verbose": "yes"}, "acme setting 'verbose' must be of type bool"),
+], ids=["int-key", "str-for-int", "bool-for-int", "str-for-bool"])
+def test_configure_refuses_a_value_of_the_wrong_type_naming_the_setting(
+        change: dict[str, Any], message: str) -> None:
+    settings = _acme()
+    with pytest.raises(InvalidInputError, match=message) as info:
+        settings.configure(**change)
+    assert info.value.__cause__ is None and settings.explicit == AcmeSettings()
+
+
+@pytest.mark.parametrize("plugin", ["mmsdk_openai", "mmsdk_anthropic", "mmsdk_gemini"])
+def test_each_cloud_plugin_refuses_a_key_that_is_not_a_string(plugin: str) -> None:
+    module = importlib.import_module(plugin)
+    with pytest.raises(InvalidInputError, match="'api_key' must be of type str"):
+        module.configure(api_key=12345)
+
+
 def test_default_models_are_read_from_settings_at_each_lookup(
         monkeypatch: pytest.MonkeyPatch) -> None:
     settings = _acme()
