@@ -113,7 +113,8 @@ class Resolved:
             raise
         except Exception as exc:  # a broken plugin is reported, never a raw exception
             raise ProviderUnavailableError(
-                f"{self.provider}: its plugin's describe() failed: {type(exc).__name__}: {exc}. "
+                f"{self.provider}: its plugin's describe() failed: {type(exc).__name__}: "
+                f"{_plain(exc)}. "
                 "This is a bug in the plugin; please report it.", provider=self.provider,
                 fix="reinstall or update the plugin package", code="plugin_broken") from exc
 
@@ -138,6 +139,23 @@ class Resolved:
                                    f"{exc} (a bug in the plugin)",
                                    "reinstall or update the plugin package")
         return availability
+
+
+def _plain(exc: Exception) -> str:
+    """*exc*'s message on one line; a pydantic ``ValidationError`` as ``field: problem; ...``,
+    without pydantic's headers and documentation links (a plugin author reads it in
+    ``mmsdk providers``)."""
+    errors = getattr(exc, "errors", None)
+    title = getattr(exc, "title", None)
+    if callable(errors) and isinstance(title, str):
+        try:
+            problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or title}: "
+                                 f"{error['msg'].removeprefix('Value error, ')}"
+                                 for error in errors(include_url=False))
+        except Exception:  # not pydantic's after all: its own message
+            return str(exc)
+        return f"invalid {title}: {problems}"
+    return str(exc)
 
 
 class Registry:
@@ -371,7 +389,7 @@ class Registry:
             try:
                 validate(spec)
             except Exception as exc:  # the author's mistake: reported like any broken plugin
-                self._fail(plugin, f"provider {spec.name!r} rejected: {exc}")
+                self._fail(plugin, f"provider {spec.name!r} rejected: {_plain(exc)}")
                 return
             if self._claim(plugin, "provider", spec.name, spec):
                 self._specs[spec.name] = spec

@@ -160,6 +160,26 @@ def test_an_unknown_feature_fails_the_plugin_at_registration() -> None:
     assert "'sed'" in rows["contract (plugin)"]["reason"]
 
 
+def test_a_declaration_mistake_reads_as_one_line_without_pydantic_boilerplate() -> None:
+    def describe(model: str) -> ModelInfo:
+        return ModelInfo() if model == "m" else ModelInfo(supports={"sed"})
+
+    with pytest.warns(PluginWarning):
+        registry = registered(ProviderSpec(name="typo", model_class=Reader,
+                                           default_models={U: "m"},
+                                           describe=lambda model: ModelInfo(supports={"sed"})),
+                              ProviderSpec(name="later", model_class=Reader,
+                                           default_models={U: "m"}, describe=describe))
+    failure = registry.failures["contract"]
+    assert failure.startswith("provider 'typo' rejected: invalid ModelInfo: supports: unknown "
+                              "feature(s) 'sed'")
+    with pytest.raises(mmsdk.ProviderUnavailableError) as caught:  # a model described late
+        mmsdk.Router("later:other", registry=registry).understand("hi")
+    for message in (failure, str(caught.value)):
+        assert "\n" not in message and "errors.pydantic.dev" not in message
+        assert "validation error for" not in message and "Value error," not in message
+
+
 def test_a_feature_the_model_lacks_is_still_a_capability_error() -> None:
     registry = registered(ProviderSpec(name="plain", model_class=Reader,
                                        default_models={U: "m"},
