@@ -1,25 +1,35 @@
 """The ``mmsdk`` command: the same verbs as the library, plus ``providers`` and ``eval``.
 
 Errors print one line on stderr and exit 1 (2 for usage mistakes, such as an
-``-o`` that cannot be written: checked before anything is generated). Long
-local work shows the pipelines' own progress bars. ``mmsdk providers`` flags
-models that are deprecated or retired on today's date (``MMSDK_TODAY`` sets it).
+``-o`` that cannot be written or a negative ``--max-cost``: checked before any
+call). On a terminal, long local work shows the pipelines' own progress bars and
+``eval`` a bar redrawn in place; on a pipe or a log there are no pipeline bars
+and ``eval`` prints a plain line every 10 s at most. A known cost goes to
+stderr (``cost: $0.04``), and into ``--json`` as ``cost`` and ``cached``.
+``understand`` has no ``--verify-with``: the cross-check needs ``schema=``, a
+pydantic model class, which a JSON Schema file does not map onto faithfully.
+``mmsdk providers`` flags models that are deprecated or retired on today's date
+(``MMSDK_TODAY`` sets it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import MMSDKError, ProviderUnavailableError
+from . import MMSDKError, ProviderUnavailableError
 
 if TYPE_CHECKING:
     from PIL import Image
+
+    from . import Policy, Router
 
 __all__ = ["main"]
 
@@ -34,9 +44,41 @@ def _option(text: str) -> tuple[str, Any]:
         return key, raw
 
 
+def _number(text: str, *, low: float, inclusive: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < low or (value == low and not inclusive):
+        bound = f">= {low:g}" if inclusive else f"> {low:g}"
+        raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    return _number(text, low=0.0, inclusive=False)
+
+
+def _dollars(text: str) -> float:
+    return _number(text.removeprefix("$"), low=0.0, inclusive=True)
+
+
+def _provider_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected PLUGIN:MODEL or PLUGIN, got an empty name")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mmsdk", description="Multimodal AI, local or cloud.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def routing(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--max-cost", type=_dollars, metavar="USD",
+                         help="skip providers whose estimated cost for a call is above USD, "
+                              "and those whose price is unknown (Policy(max_cost_usd=USD))")
+        sub.add_argument("--cache", metavar="FOLDER",
+                         help="keep results of repeatable calls in FOLDER and answer from it")
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("-p", "--provider", action="append", metavar="PROVIDER",
@@ -44,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         sub.add_argument("-O", "--option", action="append", type=_option, default=[],
                          metavar="KEY=VALUE", help="provider-specific option (JSON values)")
+        routing(sub)
 
     gen = verbs.add_parser("generate", help="text to image")
     gen.add_argument("prompt")
@@ -66,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--control-scale", type=float)
     gen.add_argument("--reference-image")
     gen.add_argument("--reference-scale", type=float)
+    gen.add_argument("--rerank-with", action="append", type=_provider_name, metavar="PROVIDER",
+                     help="an embedder (local:clip) that orders the images best first by "
+                          "CLIP score; repeat for a fallback list")
     common(gen)
 
     und = verbs.add_parser("understand", help="images or video + question to text")
@@ -73,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     und.add_argument("-q", "--question", required=True)
     und.add_argument("--video")
     und.add_argument("--frames", type=int)
+    und.add_argument("--fps", type=_positive, metavar="N",
+                     help="sample N frames per second of --video (with --frames: at most that many)")
     und.add_argument("--system")
     und.add_argument("--max-tokens", type=int)
     und.add_argument("--temperature", type=float)
@@ -86,6 +134,11 @@ def _parser() -> argparse.ArgumentParser:
     cls.add_argument("--multi-label", action="store_true")
     cls.add_argument("--template", help="label template with {} (default 'a photo of a {}.')")
     common(cls)
+
+    sco = verbs.add_parser("score", help="CLIP score of each image against a prompt")
+    sco.add_argument("images", nargs="+", metavar="IMAGE")
+    sco.add_argument("--prompt", required=True, help="the text to score the images against")
+    common(sco)
 
     emb = verbs.add_parser("embed", help="vectors for images and texts")
     emb.add_argument("--image", action="append", default=[], dest="images")
@@ -108,26 +161,79 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="the whole report as JSON")
     ev.add_argument("-O", "--option", action="append", type=_option, default=[],
                     metavar="KEY=VALUE", help="provider-specific option (JSON values)")
+    routing(ev)
 
     prov = verbs.add_parser("providers", help="what is installed, and what works here")
     prov.add_argument("--json", action="store_true")
     return parser
 
 
-def _provider(args: argparse.Namespace) -> Any:
-    return args.provider if args.provider and len(args.provider) > 1 else \
-        (args.provider[0] if args.provider else None)
-
-
 def _meta(result: Any) -> dict[str, Any]:
     return {"provider": result.provider, "model": result.model,
-            "usage": result.usage.model_dump(), "elapsed": round(result.elapsed, 4),
+            "usage": result.usage.model_dump(), "cost": result.usage.cost_usd,
+            "cached": result.cached, "elapsed": round(result.elapsed, 4),
             "attempts": [a.model_dump() for a in result.attempts],
             "warnings": result.warnings}
 
 
 class _UsageError(Exception):
     """A caller mistake found before any work: one line on stderr, exit code 2."""
+
+
+def _check_directory(flag: str, directory: Path) -> None:
+    """*directory*, where ``flag`` will write, exists and is writable (else a usage error)."""
+    if not directory.is_dir():
+        raise _UsageError(f"{flag}: directory {directory} does not exist; create it "
+                          f"(mkdir -p {directory}) or choose another {flag.split()[0]}.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise _UsageError(f"{flag}: directory {directory} is not writable; choose another "
+                          f"{flag.split()[0]}.")
+
+
+def _cache_folder(args: argparse.Namespace) -> str | None:
+    """``--cache FOLDER``, checked before any call: a folder, or one that can be made."""
+    if args.cache is None:
+        return None
+    folder = Path(args.cache).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise _UsageError(f"--cache {args.cache}: {folder} is a file; name a folder (it is "
+                          "created if missing).")
+    _check_directory(f"--cache {args.cache}", folder if folder.is_dir() else folder.parent)
+    return str(folder)
+
+
+def _policy(args: argparse.Namespace) -> Policy | None:
+    from . import Policy
+
+    return None if args.max_cost is None else Policy(max_cost_usd=args.max_cost)
+
+
+def _router(args: argparse.Namespace, providers: Sequence[str] | None = None) -> Router:
+    """The route of one command: its providers, ``--max-cost`` and ``--cache``."""
+    from . import Router
+
+    return Router(providers if providers is not None else args.provider, _policy(args),
+                  cache=_cache_folder(args))
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars redraw in place: only on a terminal, never mixed into ``--json``."""
+    return not getattr(args, "json", False) and sys.stderr.isatty()
+
+
+def _money(cost: float) -> str:
+    if 0 < cost < 5e-7:
+        return f"${cost:.1e}"
+    return "$" + f"{cost:.6f}".rstrip("0").rstrip(".")
+
+
+def _report_cost(results: Sequence[Any]) -> None:
+    """``cost: $0.04`` (``(cached)`` when answered from the cache) on stderr, if known."""
+    costs = [result.usage.cost_usd for result in results]
+    if not costs or None in costs:
+        return
+    cached = " (cached)" if all(result.cached for result in results) else ""
+    print(f"cost: {_money(sum(costs))}{cached}", file=sys.stderr)
 
 
 # Raster formats worth writing a generated image to, if this Pillow can write them.
@@ -160,13 +266,7 @@ def _output_paths(output: Path, count: int, force: bool) -> tuple[list[Path], st
         shown = output.suffix or "no extension"
         raise _UsageError(f"-o {output}: {shown} is not an image format mmsdk can write; "
                           f"end the name with one of {', '.join(formats)} (e.g. -o out.png).")
-    directory = output.parent
-    if not directory.is_dir():
-        raise _UsageError(f"-o {output}: directory {directory} does not exist; create it "
-                          f"(mkdir -p {directory}) or choose another -o.")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise _UsageError(f"-o {output}: directory {directory} is not writable; choose "
-                          "another -o.")
+    _check_directory(f"-o {output}", output.parent)
     paths = [_numbered(output, index) for index in range(max(count, 1))]
     for path in paths:
         if path.is_dir():
@@ -187,62 +287,65 @@ def _save(image: Image.Image, path: Path, image_format: str, force: bool) -> Non
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from ._api import generate
-
     output = Path(args.output)
     paths, image_format = _output_paths(output, args.n, args.force)
-    result = generate(
-        args.prompt, provider=_provider(args), size=args.size,
+    result = _router(args).generate(
+        args.prompt, size=args.size,
         negative_prompt=args.negative_prompt, steps=args.steps, guidance=args.guidance,
         seed=args.seed, n=args.n, scheduler=args.scheduler, image=args.image,
         strength=args.strength, mask=args.mask, control_image=args.control_image,
         control_type=args.control_type, control_scale=args.control_scale,
         reference_image=args.reference_image, reference_scale=args.reference_scale,
-        options=dict(args.option) or None, progress=not args.json)
+        options=dict(args.option) or None, rerank_with=args.rerank_with,
+        progress=_progress(args))
     files: list[str] = []
     for index, image in enumerate(result.images):
         target = paths[index] if index < len(paths) else _numbered(output, index)
         _save(image, target, image_format, args.force)
         files.append(str(target))
     if args.json:
-        print(json.dumps(_meta(result) | {"files": files,
+        print(json.dumps(_meta(result) | {"files": files, "scores": result.scores,
                                           "revised_prompt": result.revised_prompt}))
-    else:
-        for path in files:
-            print(f"wrote {path} ({result.provider}, {result.elapsed:.1f}s)")
-        if result.revised_prompt:
-            print(f"revised prompt: {result.revised_prompt}")
+        return 0
+    scores = result.scores or []
+    for index, path in enumerate(files):  # best first with --rerank-with
+        score = f" score {scores[index]:.2f}" if index < len(scores) else ""
+        print(f"wrote {path}{score} ({result.provider}, {result.elapsed:.1f}s)")
+    if result.revised_prompt:
+        print(f"revised prompt: {result.revised_prompt}")
+    _report_cost([result])
     return 0
 
 
 def _understand(args: argparse.Namespace) -> int:
-    from ._api import understand
-
-    kwargs = dict(images=args.images or None, video=args.video, frames=args.frames,
-                  provider=_provider(args), system=args.system, max_tokens=args.max_tokens,
-                  temperature=args.temperature, detail=args.detail,
-                  options=dict(args.option) or None, progress=not args.json)
+    if args.fps is not None and args.video is None:
+        raise _UsageError(f"--fps {args.fps:g} samples frames of a video: give --video FILE too, "
+                          "or drop --fps.")
+    router = _router(args)
+    kwargs: dict[str, Any] = dict(
+        images=args.images or None, video=args.video, frames=args.frames, fps=args.fps,
+        system=args.system, max_tokens=args.max_tokens, temperature=args.temperature,
+        detail=args.detail, options=dict(args.option) or None, progress=_progress(args))
     if args.stream and not args.json:
-        stream = understand(args.question, stream=True, **kwargs)
+        stream = router.understand(args.question, stream=True, **kwargs)
         for chunk in stream:
             print(chunk, end="", flush=True)
         print()
+        _report_cost([stream.result])
         return 0
-    result = understand(args.question, **kwargs)
+    result = router.understand(args.question, **kwargs)
     if args.json:
         print(json.dumps(_meta(result) | {"text": result.text,
                                           "sent": [s.model_dump() for s in result.sent]}))
     else:
         print(result.text)
+        _report_cost([result])
     return 0
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from ._api import classify
-
-    results = classify(args.images, args.labels, provider=_provider(args),
-                       multi_label=args.multi_label, template=args.template,
-                       options=dict(args.option) or None)
+    results = _router(args).classify(args.images, args.labels, multi_label=args.multi_label,
+                                     template=args.template, options=dict(args.option) or None)
     if args.json:
         print(json.dumps([_meta(r) | {"image": image, "scores": r.scores, "top": r.top[0]}
                           for image, r in zip(args.images, results, strict=True)]))
@@ -251,14 +354,26 @@ def _classify(args: argparse.Namespace) -> int:
         print(f"{image}:")
         for label, score in result.ranked:
             print(f"  {score:7.3f}  {label}")
+    _report_cost(results)
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    # mmsdk.score's own default: a CLIP that runs here
+    router = _router(args, args.provider or ["local:clip"])
+    scores = router.score(args.images, args.prompt, options=dict(args.option) or None)
+    if args.json:
+        print(json.dumps([{"image": image, "score": score}
+                          for image, score in zip(args.images, scores, strict=True)]))
+        return 0
+    for image, score in zip(args.images, scores, strict=True):
+        print(f"{score:6.2f}  {image}")
     return 0
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from ._api import embed
-
-    result = embed(images=args.images or None, texts=args.texts or None,
-                   provider=_provider(args), options=dict(args.option) or None)
+    result = _router(args).embed(images=args.images or None, texts=args.texts or None,
+                                 options=dict(args.option) or None)
     images = result.image_vectors.tolist() if result.image_vectors is not None else []
     texts = result.text_vectors.tolist() if result.text_vectors is not None else []
     if args.json:
@@ -268,6 +383,7 @@ def _embed(args: argparse.Namespace) -> int:
                          *zip(args.texts, texts, strict=True)]:
         preview = ", ".join(f"{v:.3f}" for v in vector[:4])
         print(f"{name}: dim {len(vector)} [{preview}, ...]")
+    _report_cost([result])
     return 0
 
 
@@ -299,26 +415,45 @@ def _providers(args: argparse.Namespace) -> int:
     return 0
 
 
+class _PlainProgress:
+    """``eval``'s progress off a terminal: a plain line now and then, never a redraw."""
+
+    every = 10.0  # seconds between lines
+
+    def __init__(self) -> None:
+        self.began = self.shown = time.monotonic()
+        self.done = 0
+
+    def __call__(self, result: Any) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if now - self.shown >= self.every:
+            self.shown = now
+            print(f"eval: {self.done} calls finished in {now - self.began:.0f}s",
+                  file=sys.stderr, flush=True)
+
+
 def _eval(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from ._eval import evaluate
+    from . import evaluate
 
     if args.concurrency < 1:
         raise _UsageError(f"--concurrency {args.concurrency}: give a whole number >= 1.")
     if args.plot is not None:  # checked before any call, as generate checks -o
-        plot = Path(args.plot)
-        if not plot.parent.is_dir():
-            raise _UsageError(f"--plot {plot}: directory {plot.parent} does not exist; create "
-                              "it or choose another path.")
+        _check_directory(f"--plot {args.plot}", Path(args.plot).parent)
         if importlib.util.find_spec("matplotlib") is None:
             raise ProviderUnavailableError("--plot draws with matplotlib, which is not installed.",
                                            fix="pip install 'mmsdk[plot]'")
+    # one router per provider, as evaluate makes them, carrying --max-cost and --cache
+    routers = [_router(args, [name]) for name in args.provider]
+    live = sys.stderr.isatty()
     try:
-        report = evaluate(args.folder, providers=args.provider, task=args.task,
+        report = evaluate(args.folder, providers=routers, task=args.task,
                           prompt=args.question, template=args.template,
                           concurrency=args.concurrency, resume=args.out,
-                          options=dict(args.option) or None, progress=True)
+                          options=dict(args.option) or None, progress=live,
+                          on_result=None if live else _PlainProgress())
     except KeyboardInterrupt:
         hint = (f"finished calls are kept in {args.out}; run the same command again to resume"
                 if args.out else "pass --out FILE next time to keep finished calls and resume")
@@ -335,7 +470,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 _VERBS = {"generate": _generate, "understand": _understand, "classify": _classify,
-          "embed": _embed, "providers": _providers, "eval": _eval}
+          "score": _score, "embed": _embed, "providers": _providers, "eval": _eval}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``mmsdk eval FOLDER -p A -p B``: a progress bar, the markdown table, JSON, resume, a plot."""
+"""``mmsdk eval FOLDER -p A -p B``: the markdown table, JSON, resume, a plot."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def test_eval_prints_the_table_with_a_progress_bar(pets: Path, two: tuple[TestPr
     assert "| `alpha:m` |" in out and "| `beta:m` |" in out
     assert "5 examples, task classify, labels: cat, dog." in out
     assert "1 (input_corrupt x1)" in out
-    assert "eval [" in err and "10/10" in err
+    assert "eval [" not in err  # no bar redrawn into a capture: see test_cli_features
     assert [len(p.calls) for p in two] == [4, 4]  # the broken image fails before any call
 
 
@@ -54,7 +54,7 @@ def test_eval_json_and_resume(pets: Path, two: tuple[TestProvider, ...], tmp_pat
     out, err = capsys.readouterr()
     assert json.loads(out)["providers"] == first["providers"]
     assert [len(p.calls) for p in two] == [4, 4]     # the second run asked nobody
-    assert err.count("eval [") == 1 and "8/8" in err   # drawn once, already full
+    assert err == ""
 
 
 def test_an_interrupted_eval_says_how_to_resume(pets: Path, tmp_path: Path,
