@@ -603,9 +603,17 @@ class Registry:
             await model.aclose()
 
     def default_route(self, capability: Capability) -> list[str]:
-        """Providers tried for ``provider=None``: cloud ones first, then local ones."""
+        """Providers tried for ``provider=None``: cloud ones first, then local ones.
+
+        Only mmsdk's own plugins are imported for it: a third-party provider is never
+        in the default route, so its code does not run for a call that did not name it.
+        """
+        with self._load_lock:
+            for name, entry_point in list(self._pending.items()):
+                if _distribution(entry_point) in BUILTIN_DISTRIBUTIONS:
+                    self._load(name)
         names = [f"{spec.name}:{spec.default_models[capability]}"
-                 for spec in self.specs.values()
+                 for spec in list(self._specs.values())
                  if spec.offer_as_default and capability in spec.default_models
                  and not self._third_party(self.owners.get(f"provider:{spec.name}", ""))]
         return sorted(names, key=self._is_local)

@@ -200,6 +200,18 @@ def test_third_party_providers_stay_out_of_the_default_route(site: Path) -> None
                                                    "palette"} for p in out)
 
 
+def test_the_default_route_does_not_import_third_party_plugins(site: Path) -> None:
+    out = run(site, """
+        import json, sys, mmsdk
+        try:
+            mmsdk.understand("hi")  # no key set: every default provider is skipped
+        except mmsdk.MMSDKError:
+            pass
+        print(json.dumps(sorted(m for m in sys.modules if m.startswith("plug_"))))
+    """, HF_HUB_CACHE=str(site / "empty-hub-cache"))  # no local model is ready either
+    assert out == []  # none of them can be in that route: their code must not run for it
+
+
 def test_a_plugin_whose_check_or_describe_raises_is_contained(site: Path) -> None:
     out = run(site, """
         import json, subprocess, sys, mmsdk
