@@ -23,6 +23,7 @@ from ._build import classify_job, embed_job, generate_job, light_inputs, underst
 from ._cache import Cache, as_cache
 from ._cost import check_prices
 from ._credentials import Credentials, short
+from ._drivers import bounded
 from ._errors import (
     CapabilityError,
     InvalidInputError,
@@ -35,7 +36,8 @@ from ._health import ProviderHealth, health_book, new_budgets
 from ._jobs import Job
 from ._policy import Policy
 from ._registry import ProviderSpec, Registry, Resolved, get_registry, registry_loaded
-from ._routing import RouteContext, aexecute, bounded, execute
+from ._routing import aexecute, execute
+from ._run import RouteContext
 from ._score import check_score_inputs, clip_scores, ranked, rerank_failed, reranker
 from ._settings import get_settings
 from ._slots import Slots
@@ -285,11 +287,7 @@ class Router:
         except BaseException:
             slots.release()
             raise
-        if streaming:
-            result.release = slots.release  # held until the stream ends
-        else:
-            slots.release()
-        return result
+        return _handed_over(result, slots, streaming)
 
     async def _arun(self, capability: Capability, build: Callable[..., Job], *,
                     streaming: bool = False, verify_with: ProviderArg = None) -> Any:
@@ -317,11 +315,7 @@ class Router:
         except BaseException:
             slots.release()
             raise
-        if streaming:
-            result.release = slots.release
-        else:
-            slots.release()
-        return result
+        return _handed_over(result, slots, streaming)
 
     def _checker(self, capability: Capability, verify_with: ProviderArg) -> _Checker | None:
         """How to route the cross-check of ``verify_with=`` (resolved before inputs are read).
@@ -668,6 +662,15 @@ class _Checker:
     registry: Registry
     context: RouteContext
     label: str
+
+
+def _handed_over(result: Any, slots: Slots, streaming: bool) -> Any:
+    """*result*, its concurrency slot given back (a stream holds it until it ends)."""
+    if streaming:
+        result.release = slots.release
+    else:
+        slots.release()
+    return result
 
 
 def _plugin(provider: str) -> str:

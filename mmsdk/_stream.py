@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from ._errors import MMSDKError, ProviderError
 from ._jobs import finish, validate_structured
 from ._plugin_helpers import raise_mapped
-from ._routing import Opened
+from ._run import Opened
 from ._types import UnderstandResult
 
 __all__ = ["AsyncTextStream", "TextStream"]

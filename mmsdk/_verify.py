@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ._errors import InvalidInputError, MMSDKError
-from ._routing import _hedge_pool
+from ._hedging import hedge_pool
 from ._types import Attempt, UnderstandResult, Verification
 
 __all__ = ["averified", "check_verify", "compare", "verified"]
@@ -96,7 +96,7 @@ def verified(main: Callable[[], UnderstandResult], check: Callable[[], Understan
 
     If *main* fails, its error is raised at once (the verifier's answer is dropped).
     """
-    future = _hedge_pool().submit(contextvars.copy_context().run, check)  # shared workers
+    future = hedge_pool().submit(contextvars.copy_context().run, check)  # shared workers
     try:
         result = main()
     except BaseException:

@@ -119,10 +119,10 @@ def test_a_local_queue_timeout_does_not_count(backup: TestProvider) -> None:
     with pytest.raises(mmsdk.ProviderTimeoutError) as info, request.holding(lock, "backup:m"):
         pass
     assert info.value.queued
-    from mmsdk._routing import _counts
+    from mmsdk._run import counts
 
-    assert _counts(info.value) is None
-    assert _counts(mmsdk.ProviderTimeoutError("slow model")) is True
+    assert counts(info.value) is None
+    assert counts(mmsdk.ProviderTimeoutError("slow model")) is True
 
 
 # -- retry budget --------------------------------------------------------------------
@@ -164,7 +164,7 @@ def test_reset_health_refills_budgets_and_closes_breakers(primary: TestProvider,
 def test_retry_after_is_honoured_and_recorded(primary: TestProvider, status: int,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("mmsdk._routing.time.sleep", slept.append)
+    monkeypatch.setattr("mmsdk._drivers.time.sleep", slept.append)
     error_class = mmsdk.RateLimitError if status == 429 else mmsdk.ProviderServerError
     error = error_class("busy", status=status)
     error.retry_after = 7.0
@@ -223,7 +223,7 @@ def test_a_breaker_opening_is_a_warning(primary: TestProvider, backup: TestProvi
 def test_the_failure_that_opens_the_breaker_falls_back_without_waiting(
         primary: TestProvider, backup: TestProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("mmsdk._routing.time.sleep", slept.append)
+    monkeypatch.setattr("mmsdk._drivers.time.sleep", slept.append)
     primary.failures = [mmsdk.ProviderServerError]
     router = mmsdk.Router(["primary:m", "backup:m"],
                           mmsdk.Policy(retries=3, backoff=10, breaker_threshold=1))
