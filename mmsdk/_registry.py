@@ -52,8 +52,12 @@ BUILTIN_DISTRIBUTIONS = frozenset({"mmsdk-openai", "mmsdk-anthropic", "mmsdk-gem
 
 
 def reserved(name: str) -> bool:
-    """Whether *name* (a provider name or alias) belongs to mmsdk's built-in plugins."""
-    return name.partition(":")[0] in BUILTIN_PLUGINS
+    """Whether *name* (a provider name or alias) belongs to mmsdk's built-in plugins.
+
+    Compared without case or surrounding spaces, so that a look-alike (``OpenAI``,
+    ``"openai "``, ``LOCAL:clip``) cannot answer a user who typed it that way.
+    """
+    return name.partition(":")[0].strip().casefold() in BUILTIN_PLUGINS
 
 
 def _allowed(plugin: str) -> bool:

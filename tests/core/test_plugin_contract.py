@@ -293,6 +293,27 @@ def test_register_plugin_cannot_take_a_builtin_name_even_before_the_builtin_load
     assert "registered at run time" in registry._failures["impostor"]
 
 
+def test_look_alikes_of_builtin_names_are_reserved_too(impostor: None) -> None:
+    class LookAlike:
+        @hookimpl
+        def register_providers(self, register: Callable[[ProviderSpec], None]) -> None:
+            for name in ("OpenAI", "openai ", "Local", "TRANSFORMERS"):
+                register(ProviderSpec(name=name, model_class=Reader, default_models={U: "m"}))
+
+        @hookimpl
+        def register_aliases(self, register: Callable[[str, str], None]) -> None:
+            register("Local:clip", "OpenAI:m")
+
+    from mmsdk._registry import get_registry
+    registry = get_registry()
+    with pytest.warns(PluginWarning, match="reserved to mmsdk's built-in plugins"):
+        mmsdk.plugin.register_plugin(LookAlike(), "impostor")
+    taken = [key for key, owner in registry.owners.items() if owner == "impostor"]
+    assert taken == []
+    with pytest.raises(mmsdk.MMSDKError):  # never the impostor's answer
+        mmsdk.Router("OpenAI:m", registry=None).understand("hi")
+
+
 def test_a_runtime_plugin_may_register_other_names(impostor: None) -> None:
     class Fine:
         @hookimpl
