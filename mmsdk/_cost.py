@@ -16,7 +16,8 @@ before any request, from the call alone:
 * input: ``ceil(characters / 4)`` tokens of prompt, system text and labels
   or texts, plus ``ceil(width * height / 750)`` tokens per input image at the
   size the provider would receive it (its long-edge and pixel caps applied); a
-  video counts as its ``frames`` (default 8) images of one megapixel;
+  video counts as its ``frames`` (default 8) images of one megapixel, or with
+  ``fps`` as the frames that sampling takes over the clip (at most ``frames``, or 256);
 * output: ``max_tokens``, else 1,024 tokens, for understand and classify; for
   generate, 1,024 image tokens per image asked for (plus ``per_image``); none
   for embed.
@@ -156,8 +157,7 @@ def estimate(job: Any, resolved: Any, router: Mapping[str, Price] | None = None)
             width, height = loaded.width, loaded.height
             input_tokens += _image_tokens(width, height, limits)
     if job.video is not None:
-        frames = getattr(request, "frames", None) or VIDEO_FRAMES
-        input_tokens += frames * _image_tokens(1000, 1000, limits)
+        input_tokens += _video_frames(job) * _image_tokens(1000, 1000, limits)
     n = getattr(request, "n", 1) if capability is Capability.GENERATE else 0
     if capability is Capability.GENERATE:
         output = n * IMAGE_OUTPUT_TOKENS
@@ -171,6 +171,22 @@ def estimate(job: Any, resolved: Any, router: Mapping[str, Price] | None = None)
     else:
         usage = Usage(input_tokens=input_tokens, output_tokens=output, images=n or None)
     return cost_of(usage, price, capability)
+
+
+def _video_frames(job: Any) -> int:
+    """The frames a video is counted as: ``frames`` (default 8); with ``fps``, what that
+    sampling takes over the clip's length (read from its header), capped at ``frames``
+    or 256."""
+    from ._video import MAX_FRAMES, video_seconds
+
+    frames: int | None = getattr(job.request, "frames", None)
+    fps: float | None = getattr(job.request, "fps", None)
+    if fps is None:
+        return frames or VIDEO_FRAMES
+    seconds = video_seconds(job.video)
+    if seconds is None:  # no PyAV: only providers that read the file themselves are called
+        return frames or VIDEO_FRAMES
+    return max(1, min(frames or MAX_FRAMES, math.ceil(seconds * fps)))
 
 
 def _image_tokens(width: int, height: int, limits: Any) -> int:

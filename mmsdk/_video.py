@@ -7,6 +7,7 @@ before each wanted frame (seeking there over long gaps) and stops at it.
 
 from __future__ import annotations
 
+import functools
 import math
 import mimetypes
 import os
@@ -19,7 +20,7 @@ from ._media import LoadedImage, check_regular_file, read_capped
 from ._settings import Settings
 
 __all__ = ["DEFAULT_FRAMES", "MAX_FRAMES", "Sampled", "VideoInput", "frames_note", "load_video",
-           "sample_frames"]
+           "sample_frames", "video_seconds"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,33 @@ class Sampled:
     warnings: list[str] = field(default_factory=list)
     decoded: int = 0
     seeks: int = 0
+
+
+def video_seconds(video: VideoInput) -> float | None:
+    """How long *video* lasts, read from its header (no frame decoded); ``None`` when
+    PyAV is missing or the file does not say."""
+    try:
+        stat = video.path.stat()
+    except OSError:
+        return None
+    return _seconds(str(video.path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _seconds(path: str, size: int, mtime_ns: int) -> float | None:
+    try:
+        import av
+    except ImportError:
+        return None
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            base = float(stream.time_base or 0)
+            if stream.duration and base:
+                return float(stream.duration * base)
+            return container.duration / 1_000_000 if container.duration else None
+    except (av.error.FFmpegError, ValueError, IndexError):
+        return None
 
 
 def sample_frames(video: VideoInput, count: int | None = None, *,

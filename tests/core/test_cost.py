@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -176,6 +177,26 @@ def test_the_estimate_counts_images_at_the_size_sent(cloud: TestProvider) -> Non
     policy = mmsdk.Policy(max_cost_usd=81.0)
     assert mmsdk.understand("hi", images=[picture], provider="cloud:m", max_tokens=10,
                             policy=policy).provider == "cloud:m"
+
+
+def test_the_estimate_counts_the_frames_fps_sampling_takes(cloud: TestProvider,
+                                                          tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    from samples import write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=40, rate=10)  # 4 s
+    frame = 1334  # tokens for a video frame: one megapixel at 750 pixels a token
+    output = 2 * 10  # max_tokens=10 at $2 a token
+    policy = mmsdk.Policy(max_cost_usd=1 + 8 * frame + output)  # 8 frames, the default, fit
+    # fps=5 over 4 s samples 20 frames: the estimate counts them, not the default 8
+    with pytest.raises(mmsdk.CapabilityError, match=rf"\${1 + 20 * frame + output}\.000000"):
+        mmsdk.understand("hi", video=clip, fps=5, provider="cloud:m", max_tokens=10,
+                         policy=policy)
+    assert len(cloud.calls) == 0
+    # capped at frames=: 4 frames fit the budget
+    result = mmsdk.understand("hi", video=clip, fps=5, frames=4, provider="cloud:m",
+                              max_tokens=10, policy=policy)
+    assert result.provider == "cloud:m" and len(cloud.calls) == 1
 
 
 # -- order="cheapest" ---------------------------------------------------------------------
