@@ -94,9 +94,11 @@ def translate(exc: BaseException, provider: str) -> MMSDKError | None:
                                     "Policy(timeout=...) or try later.", provider=provider,
                                     endpoint=endpoint)
     if isinstance(exc, openai.APIConnectionError):
+        # The SDK's own message is only 'Connection error.': say what failed (refused, DNS,
+        # TLS), as the other cloud plugins do.
         cause = exc.__cause__ or exc.__context__
-        why = f" ({type(cause).__name__})" if cause is not None else ""
-        return ProviderConnectionError(f"{provider} connection failed: {exc.message}{why}",
+        why = f"{type(cause).__name__}: {cause}" if cause is not None else exc.message
+        return ProviderConnectionError(f"{provider} connection failed: {why}",
                                        provider=provider, endpoint=endpoint)
     if isinstance(exc, openai.APIStatusError):
         message, code, _ = _detail(exc)

@@ -302,3 +302,6 @@ def test_a_connection_failure_names_its_endpoint(wire, monkeypatch: pytest.Monke
         mmsdk.Router(wire.PROVIDER, ONE_SHOT).understand("Describe")
     assert caught.value.code == "connection" and caught.value.retryable
     assert caught.value.endpoint == f"http://127.0.0.1:{port}/v1"
+    # what failed, as anthropic and gemini say it (the SDK only says 'Connection error.')
+    assert "connection failed: ConnectError: " in str(caught.value)
+    assert "refused" in str(caught.value).lower()
