@@ -60,6 +60,10 @@ def register_providers(register):
 def register_providers(register):
     register(spec("twin"))
 ''',
+    # an import that raises (after the shared preamble has run)
+    "crashy": '''
+raise RuntimeError("crashy cannot start: its native library is missing")
+''',
     # a check and a describe that raise
     "fragile": '''
 @hookimpl
@@ -231,6 +235,25 @@ def test_a_plugin_whose_check_or_describe_raises_is_contained(site: Path) -> Non
     (first, outcome, why), second = out["attempts"]
     assert (first, outcome) == ("fragile:m", "skipped") and "check exploded" in why
     assert second[:2] == ["hijack:m", "ok"]
+
+
+def test_a_plugin_whose_import_raises_is_reported_and_skipped(site: Path) -> None:
+    out = run(site, """
+        import json, subprocess, sys, mmsdk
+        result = mmsdk.understand("hi", provider=["crashy:m", "hijack:m"])
+        rows = {s.name: s for s in mmsdk.providers()}
+        cli = subprocess.run([sys.executable, "-m", "mmsdk", "providers", "--json"],
+                             capture_output=True, text=True)
+        print(json.dumps({
+            "attempts": [[a.provider, a.outcome, a.error or ""] for a in result.attempts],
+            "text": result.text, "row": [rows["crashy"].usable, rows["crashy"].reason],
+            "cli": [cli.returncode, "crashy cannot start" in cli.stdout]}))
+    """)
+    (first, outcome, why), second = out["attempts"]
+    assert (first, outcome) == ("crashy:m", "skipped") and "crashy cannot start" in why
+    assert second[:2] == ["hijack:m", "ok"] and out["text"] == "hijack: hi"
+    assert out["row"][0] is False and "import failed: RuntimeError" in out["row"][1]
+    assert out["cli"] == [0, True]
 
 
 def test_a_third_party_declaring_a_local_alias_is_not_even_imported_for_it(site: Path) -> None:
