@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Ledger", "cheapest"]
 
 
-@dataclass
+@dataclass(slots=True)
 class Ledger:
     """One routed call's costs and cache use."""
 

@@ -124,7 +124,8 @@ def pool_calls(run: Run, pool: Pool, hedge: bool = False) -> Steps:
             first = False
         replica = pool.replicas[key]
         try:
-            outcome = yield from run.attempt(bound, credential, timeout, waited, replica)
+            outcome = yield from run.attempt(bound, provider, credential, timeout, waited,
+                                             replica)
         finally:
             with pool.lock:
                 pool.busy.discard(key)

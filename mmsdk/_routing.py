@@ -43,16 +43,15 @@ def _run(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
                context)
 
 
-def _hedged(run: Run) -> bool:
-    return run.policy.hedge_after is not None and not run.streaming and hedges(run.candidates)
-
-
 def execute(job: Job, candidates: Candidates, policy: Policy, registry: Registry,
             *, streaming: bool = False, started: float | None = None,
             context: RouteContext | None = None) -> Any:
     """Run *job* on the first candidate that succeeds (sync)."""
     run = _run(job, candidates, policy, registry, streaming, started, context)
-    result = hedged(run) if _hedged(run) else drive(run.sequential(), run)
+    if policy.hedge_after is not None and not streaming and hedges(run.candidates):
+        result = hedged(run)
+    else:
+        result = drive(run.sequential(), run)
     run.ledger.store()
     return result
 
@@ -67,7 +66,8 @@ async def aexecute(job: Job, candidates: Candidates, policy: Policy, registry: R
     ``"abandoned"``.
     """
     run = _run(job, candidates, policy, registry, streaming, started, context)
-    work = ahedged(run) if _hedged(run) else adrive(run.sequential(), run)
+    hedge = policy.hedge_after is not None and not streaming and hedges(run.candidates)
+    work = ahedged(run) if hedge else adrive(run.sequential(), run)
     try:
         result = await bounded(work, run.remaining())
     except TimeoutError:

@@ -258,7 +258,7 @@ class Run:
                 return SKIPPED
             if attempt == 0:
                 context.budgets.deposit(provider, policy.retry_budget)
-            outcome = yield from self.attempt(bound, credential, timeout, waited)
+            outcome = yield from self.attempt(bound, provider, credential, timeout, waited)
             if not isinstance(outcome, MMSDKError):
                 return outcome
             error = outcome
@@ -285,11 +285,10 @@ class Run:
             timeout = min(timeout or remaining, remaining)
         return timeout
 
-    def attempt(self, bound: Bound, credential: Hashable, timeout: float | None,
-                waited: float, replica: Replica | None = None) -> Steps:
-        """Call *bound* once (on *replica* of its pool): returns the outcome, or the
-        attempt's typed error; either way recorded, billed and settled with its breaker."""
-        provider = bound.resolved.provider
+    def attempt(self, bound: Bound, provider: str, credential: Hashable,
+                timeout: float | None, waited: float, replica: Replica | None = None) -> Steps:
+        """Call *bound* (*provider*) once, on *replica* of its pool if given: returns the
+        outcome, or the attempt's typed error; either way recorded, billed and settled."""
         key = endpoint = None
         began = time.monotonic()
         update: dict[str, Any] = {
