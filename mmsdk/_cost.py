@@ -83,21 +83,24 @@ def check_prices(value: Any, what: str = "Setting prices") -> dict[str, Price]:
 
 
 def price_of(resolved: Any, router: Mapping[str, Price] | None = None) -> Price | None:
-    """The price a call to *resolved* pays: 0 when local, else the router's
-    (``Router(prices=...)``), else the configured one, else the plugin table's."""
+    """The price a call to *resolved* pays: 0 when local, else the plugin table's
+    with the configured rates, then the router's (``Router(prices=...)``), laid over it.
+
+    Each layer overrides only the rates it names: ``{"output_per_mtok": 12}``
+    changes the output rate and keeps the table's input rate.
+    """
     info = resolved.info
     if info.local:
         return FREE
-    if router:
-        chosen = router.get(resolved.provider)
-        if chosen is not None:
-            return chosen
     from ._settings import get_settings
 
-    configured: Price | None = get_settings().prices.get(resolved.provider)
-    if configured is not None:
-        return configured
+    layers = (get_settings().prices.get(resolved.provider),
+              router.get(resolved.provider) if router else None)
     price: Price | None = info.price
+    for layer in layers:
+        if layer is not None:
+            price = layer if price is None else price.model_copy(
+                update={key: getattr(layer, key) for key in layer.model_fields_set})
     return price
 
 

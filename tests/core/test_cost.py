@@ -216,6 +216,15 @@ def test_cheapest_orders_by_the_estimate_not_the_hint() -> None:
     assert len(unpriced.calls) == 1
 
 
+def test_a_configured_rate_overrides_only_that_rate(cloud: TestProvider) -> None:
+    mmsdk.configure(prices={"cloud:m": {"output_per_mtok": 4e6}})
+    assert mmsdk.understand("one two three", provider="cloud:m").usage.cost_usd == \
+        pytest.approx(3 * 1 + 6 * 4)  # the table's input rate stays
+    tenant = mmsdk.Router("cloud:m", prices={"cloud:m": {"input_per_mtok": 0.0}})
+    assert tenant.understand("one two three").usage.cost_usd == \
+        pytest.approx(6 * 4)  # the router's input rate over the configured output rate
+
+
 def test_router_prices_come_before_configured_ones(cloud: TestProvider) -> None:
     mmsdk.configure(prices={"cloud:m": {"input_per_mtok": 0.0, "output_per_mtok": 1e6}})
     tenant = mmsdk.Router("cloud:m", prices={"cloud:m": {"input_per_mtok": 1e6,
@@ -223,9 +232,10 @@ def test_router_prices_come_before_configured_ones(cloud: TestProvider) -> None:
     assert tenant.understand("one two three").usage.cost_usd == pytest.approx(3.0)
     assert mmsdk.understand("one two three", provider="cloud:m").usage.cost_usd == \
         pytest.approx(6.0)  # other routers: the configured price
-    budget = mmsdk.Router("cloud:m", prices={"cloud:m": {"input_per_mtok": 1e6}},
-                          policy=mmsdk.Policy(max_cost_usd=10.0))
-    with pytest.raises(mmsdk.CapabilityError, match="price is unknown"):
-        budget.understand("hi")  # output tokens with no rate: no estimate
+    with TestProvider("bare", local=False):  # no price in its table
+        budget = mmsdk.Router("bare:m", prices={"bare:m": {"input_per_mtok": 1e6}},
+                              policy=mmsdk.Policy(max_cost_usd=10.0))
+        with pytest.raises(mmsdk.CapabilityError, match="price is unknown"):
+            budget.understand("hi")  # output tokens with no rate: no estimate
     with pytest.raises(mmsdk.InvalidInputError, match=r"Router prices\['cloud:m'\]"):
         mmsdk.Router("cloud:m", prices={"cloud:m": {"per_token": 1.0}})
