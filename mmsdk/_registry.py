@@ -352,15 +352,23 @@ class Registry:
                 try:
                     impl.function(register=register)
                 except (Exception, SystemExit) as exc:
+                    # the whole plugin is skipped: nothing it registered before failing stays
                     self._fail(name, f"{hook_name} failed: {type(exc).__name__}: {exc}")
+                    self._withdraw(name)
+                    return
 
     def remove_plugin(self, name: str) -> None:
         """Unregister a plugin and everything it registered."""
+        self._withdraw(name)
+        self._origin.pop(name, None)
+        self._runtime.discard(name)
+        self._failures.pop(name, None)
+
+    def _withdraw(self, name: str) -> None:
+        """Unregister *name*'s hooks and every provider and alias it registered."""
         self._resolved.clear()
         if self._pm.has_plugin(name):
             self._pm.unregister(name=name)
-        self._origin.pop(name, None)
-        self._runtime.discard(name)
         for key, claims in list(self._contested.items()):
             if claims.pop(name, None) is not None and len(claims) == 1:
                 (survivor, value), = claims.items()  # the name is usable again
@@ -376,10 +384,10 @@ class Registry:
                 self._aliases.pop(key.removeprefix("alias:"), None)
             if spec is not None:
                 self.unload(spec.name)
-        self._failures.pop(name, None)
 
     def _fail(self, plugin: str, message: str) -> None:
-        self._failures[plugin] = message
+        earlier = self._failures.get(plugin)  # every reason is kept, in order
+        self._failures[plugin] = message if earlier is None else f"{earlier}; {message}"
         logger.error("mmsdk plugin %r: %s", plugin, message)
         warnings.warn(f"mmsdk plugin {plugin!r}: {message}", PluginWarning, stacklevel=3)
 

@@ -45,12 +45,19 @@ def register_providers(register):
     raise RuntimeError("boom")
 '''
 
+# Registers one provider, then fails: the plugin is skipped whole, not half-registered.
+HALFWAY = GOOD.replace("name=\"shout\"", "name=\"halfway\"").replace(
+    "retired={\"whisper\": \"Use shout:loud instead.\"}))",
+    "))\n    register(ProviderSpec(name=\"bad:name\", model_class=Shout))\n"
+    "    raise RuntimeError(\"registration failed halfway\")").replace(
+    "register_aliases", "unused_name")
+
 
 @pytest.fixture
 def plugin_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.syspath_prepend(str(tmp_path))
     yield tmp_path
-    for name in ("plug_good", "plug_broken", "plug_dup", "plug_hook"):
+    for name in ("plug_good", "plug_broken", "plug_dup", "plug_hook", "plug_halfway"):
         sys.modules.pop(name, None)
 
 
@@ -117,6 +124,19 @@ def test_broken_plugins_are_recorded_and_the_rest_still_work(
     rows = {row["provider"]: row for row in describe_all(registry)}
     assert rows["broken (plugin)"]["usable"] is False
     assert rows["shout"]["usable"] is True
+
+
+def test_a_plugin_whose_hook_fails_halfway_is_skipped_whole_with_every_reason(
+        monkeypatch: pytest.MonkeyPatch, plugin_dir: Path) -> None:
+    with pytest.warns(PluginWarning):
+        registry = load(monkeypatch, plugin_dir, {"halfway": ("plug_halfway", HALFWAY)})
+        registry.load_pending()
+    assert "halfway" not in registry.specs and "provider:halfway" not in registry.owners
+    with pytest.raises(mmsdk.ProviderUnavailableError) as info:
+        mmsdk.Router("halfway:loud", registry=registry).understand("x")
+    assert info.value.code == "plugin_broken" and "failed halfway" in str(info.value)
+    reasons = registry.failures["halfway"]  # the rejected spec and the failed hook, both
+    assert "provider name 'bad:name' rejected" in reasons and "registration failed halfway" in reasons
 
 
 def test_a_name_two_installed_plugins_register_is_unusable_until_one_goes(
