@@ -59,7 +59,8 @@ class Policy(BaseModel):
         >>> policy = mmsdk.Policy(order="local_first", retries=2, deadline=30)
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # strict: retries="2" or timeout=True is a mistake, not a number
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
     def __init__(self, **values: Any) -> None:
         try:

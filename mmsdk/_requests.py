@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AllowInfNan,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -43,6 +45,18 @@ _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 Text = Annotated[str, Strict()]
 
 
+def _a_number(value: Any) -> Any:
+    """Refuse text and booleans where a number goes (lax mode takes ``"3"`` and ``True``);
+    numpy numbers and whole floats still pass. A :data:`Number` is finite too."""
+    if isinstance(value, (str, bytes, bool)):
+        raise ValueError(f"expected a number, got {type(value).__name__} {value!r}")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_a_number)]
+Number = Annotated[float, BeforeValidator(_a_number), AllowInfNan(False)]
+
+
 class Request(BaseModel):
     """Fields every request has.
 
@@ -64,9 +78,9 @@ class Request(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
     options: dict[str, Any] = Field(default_factory=dict)
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Number | None = Field(default=None, gt=0)
     progress: bool = False
-    deadline: float | None = Field(default=None, exclude=True, repr=False)
+    deadline: Number | None = Field(default=None, exclude=True, repr=False)
     cancel: threading.Event | None = Field(default=None, exclude=True, repr=False)
     endpoint: str | None = Field(default=None, exclude=True, repr=False)
     _started: bool = PrivateAttr(default=False)  # a local model's worker began this attempt
@@ -125,21 +139,21 @@ class GenerateRequest(Request):
 
     prompt: Text = Field(min_length=1)
     negative_prompt: Text | None = None
-    width: int | None = Field(default=None, gt=0, le=16384)
-    height: int | None = Field(default=None, gt=0, le=16384)
-    steps: int | None = Field(default=None, gt=0, le=1000)
-    guidance: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    seed: int | None = Field(default=None, ge=0)
-    n: int = Field(default=1, ge=1, le=16)
+    width: Int | None = Field(default=None, gt=0, le=16384)
+    height: Int | None = Field(default=None, gt=0, le=16384)
+    steps: Int | None = Field(default=None, gt=0, le=1000)
+    guidance: Number | None = Field(default=None, ge=0, allow_inf_nan=False)
+    seed: Int | None = Field(default=None, ge=0)
+    n: Int = Field(default=1, ge=1, le=16)
     scheduler: Text | None = None
     image: PreparedImage | None = None
-    strength: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    strength: Number | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
     mask: PreparedImage | None = None
     control_image: PreparedImage | None = None
     control_type: Text | None = None
-    control_scale: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    control_scale: Number | None = Field(default=None, ge=0, allow_inf_nan=False)
     reference_image: PreparedImage | None = None
-    reference_scale: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    reference_scale: Number | None = Field(default=None, ge=0, allow_inf_nan=False)
 
     first_class: ClassVar[dict[str, str]] = {name: name for name in (
         "negative_prompt", "width", "height", "steps", "guidance", "seed", "scheduler", "image",
@@ -188,13 +202,13 @@ class UnderstandRequest(Request):
     prompt: Text = Field(min_length=1)
     images: list[PreparedImage] = Field(default_factory=list)
     video: VideoInput | None = None
-    frames: int | None = Field(default=None, ge=1, le=256)
-    fps: float | None = Field(default=None, gt=0, le=60, allow_inf_nan=False)
+    frames: Int | None = Field(default=None, ge=1, le=256)
+    fps: Number | None = Field(default=None, gt=0, le=60, allow_inf_nan=False)
     frame_times: list[float] = Field(default_factory=list, exclude=True, repr=False)
-    frames_per_request: int | None = Field(default=None, exclude=True, repr=False)
+    frames_per_request: Int | None = Field(default=None, exclude=True, repr=False)
     system: Text | None = None
-    max_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    max_tokens: Int | None = Field(default=None, gt=0)
+    temperature: Number | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
     response_schema: type[BaseModel] | None = None
     stream: bool = False
     detail: Text | None = Field(default=None, pattern="^(low|high|auto)$")

@@ -206,8 +206,10 @@ def test_a_policy_of_the_wrong_type_is_an_invalid_input() -> None:
 
 @pytest.mark.parametrize("values", [{"timeout": -1}, {"retries": "many"}, {"order": "random"},
                                     {"deadline": float("nan")}, {"hedge_after": float("inf")},
-                                    {"unknown": 1}],
-                         ids=["negative", "wrong-type", "unknown-order", "nan", "inf", "extra"])
+                                    {"unknown": 1}, {"retries": "2"}, {"timeout": True},
+                                    {"max_cost_usd": "0.5"}],
+                         ids=["negative", "wrong-type", "unknown-order", "nan", "inf", "extra",
+                              "number-as-text", "bool-as-number", "cost-as-text"])
 def test_a_bad_policy_is_an_invalid_input_not_a_validation_error(values: dict[str, object]) -> None:
     with pytest.raises(mmsdk.InvalidInputError, match="Invalid Policy") as info:
         mmsdk.Policy(**values)  # type: ignore[arg-type]

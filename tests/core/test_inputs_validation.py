@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +45,31 @@ def test_generate_rejects_non_finite_and_wrong_types(fake: TestProvider, kwargs:
     with pytest.raises(mmsdk.InvalidInputError, match=fragment):
         mmsdk.generate("a cat", provider="fake:m", **kwargs)
     assert fake.calls == []
+
+
+@pytest.mark.parametrize(("call", "kwargs", "fragment"), [
+    ("generate", {"n": "2"}, "n: expected a number, got str '2'"),
+    ("generate", {"n": True}, "n: expected a number, got bool True"),
+    ("generate", {"steps": "30"}, "steps: expected a number"),
+    ("generate", {"seed": b"7"}, "seed: expected a number"),
+    ("generate", {"guidance": "7.5"}, "guidance: expected a number"),
+    ("understand", {"max_tokens": True}, "max_tokens: expected a number, got bool"),
+    ("understand", {"temperature": "0"}, "temperature: expected a number"),
+], ids=["n-text", "n-bool", "steps-text", "seed-bytes", "guidance-text", "max-tokens-bool",
+        "temperature-text"])
+def test_numbers_given_as_text_or_booleans_are_refused(fake: TestProvider, call: str,
+                                                       kwargs: dict[str, Any],
+                                                       fragment: str) -> None:
+    with pytest.raises(mmsdk.InvalidInputError, match=re.escape(fragment)):
+        getattr(mmsdk, call)("a cat", provider="fake:m", **kwargs)
+    assert fake.calls == []
+
+
+def test_numpy_numbers_and_whole_floats_still_count(fake: TestProvider) -> None:
+    import numpy as np
+
+    mmsdk.generate("a cat", provider="fake:m", seed=np.int64(3), width=64.0, height=64)
+    assert fake.calls[0].seed == 3 and fake.calls[0].width == 64
 
 
 def test_strength_must_be_finite(fake: TestProvider, image: bytes) -> None:
