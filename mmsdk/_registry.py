@@ -290,6 +290,18 @@ class Registry:
         """Installed plugins that ``MMSDK_PLUGINS`` / ``configure(plugins=...)`` leaves out."""
         return sorted(self._disabled)
 
+    def unknown_provider_names(self, names: list[str]) -> dict[str, list[str]]:
+        """Those of *names* that are neither an installed plugin nor a registered provider,
+        each with the close matches to suggest (imports every plugin only for a name that
+        is not known yet)."""
+        plugins = {*self._pending, *self._loaded, *self._disabled, *self._runtime}
+        unknown = [n for n in names if n not in plugins and n not in self._specs]
+        if unknown and self._pending:
+            self.load_pending()  # a provider a plugin registers under another name
+            unknown = [n for n in unknown if n not in self._specs]
+        known = sorted(plugins | set(self._specs))
+        return {n: difflib.get_close_matches(n, known, n=1) for n in unknown}
+
     def has_pending(self) -> bool:
         """Whether some installed plugin has not been imported yet."""
         return bool(self._pending)

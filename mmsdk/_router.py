@@ -113,6 +113,7 @@ class Router:
             raise InvalidInputError("on_attempt must be a function of one Attempt, got "
                                     f"{type(on_attempt).__name__}.")
         self._credentials = Credentials(credentials)
+        self._credentials_checked = False
         self._cache = as_cache(cache, "Router cache")
         self._prices = check_prices(prices, "Router prices") if prices is not None else {}
         self.providers = list(providers) if providers is not None else None
@@ -202,10 +203,25 @@ class Router:
         whose plugin this router has a key for but which takes no per-router
         key, as a :class:`CapabilityError`.
         """
+        if self._credentials and not self._credentials_checked:
+            self._check_credentials()
         names = self._names(capability)
         if names is None:
             names = self.registry.default_route(capability)
         return self._resolve_all(names, capability)
+
+    def _check_credentials(self) -> None:
+        """Refuse a key for a plugin that does not exist (a misspelt ``"opneai"`` would
+        silently send the app's own key instead). Checked at the first call, since
+        endpoints may be added after the router is made."""
+        unknown = self.registry.unknown_provider_names(sorted(self._credentials))
+        if unknown:
+            name, close = next(iter(unknown.items()))
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise InvalidInputError(
+                f"Router(credentials=...) names {name!r}, which is no installed plugin or "
+                f"registered provider.{hint} A key for it would never be used.")
+        self._credentials_checked = True
 
     def _resolve_all(self, names: Sequence[str],
                      capability: Capability) -> list[Resolved | MMSDKError]:

@@ -205,9 +205,9 @@ def test_keys_never_appear_in_repr_errors_or_logs(keyed: KeyedPlugin,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     router = mmsdk.Router(["keyed:m"], mmsdk.Policy(breaker_threshold=1, retries=0),
-                          credentials={"keyed": BAD, "other": KEY_B})
+                          credentials={"keyed": BAD, "openai": KEY_B})
     shown = repr(router)
-    assert "keyed" in shown and "other" in shown
+    assert "keyed" in shown and "openai" in shown
     with pytest.raises(mmsdk.ProviderServerError) as info:
         router.understand("x")
     with pytest.raises(mmsdk.CircuitOpenError) as opened:
@@ -221,6 +221,16 @@ def test_keys_never_appear_in_repr_errors_or_logs(keyed: KeyedPlugin,
 
 
 # -- plugins that take no key, and bad input ------------------------------------------
+def test_a_key_for_a_misspelt_plugin_is_refused_before_any_call(keyed: KeyedPlugin) -> None:
+    router = mmsdk.Router("keyed:m", credentials={"keyedd": KEY_A})
+    with pytest.raises(mmsdk.InvalidInputError, match="names 'keyedd'.*Did you mean 'keyed'") \
+            as info:
+        router.understand("x")  # would have gone out with the environment's key
+    assert not keyed.built and KEY_A not in str(info.value)
+    ok = mmsdk.Router("keyed:m", credentials={"keyed": KEY_A, "openai": KEY_B})
+    assert ok.understand("x").provider == "keyed:m"  # an installed plugin not in the route
+
+
 def test_a_plugin_without_with_key_is_a_capability_error(fake: TestProvider) -> None:
     router = mmsdk.Router("fake:m", credentials={"fake": KEY_A})
     with pytest.raises(mmsdk.CapabilityError, match="does not take per-router credentials"):
