@@ -223,7 +223,7 @@ def test_keys_never_appear_in_repr_errors_or_logs(keyed: KeyedPlugin,
 # -- plugins that take no key, and bad input ------------------------------------------
 def test_a_key_for_a_misspelt_plugin_is_refused_before_any_call(keyed: KeyedPlugin) -> None:
     router = mmsdk.Router("keyed:m", credentials={"keyedd": KEY_A})
-    with pytest.raises(mmsdk.InvalidInputError, match="names 'keyedd'.*Did you mean 'keyed'") \
+    with pytest.raises(mmsdk.InvalidInputError, match=r"names 'keyedd'.*Did you mean 'keyed'") \
             as info:
         router.understand("x")  # would have gone out with the environment's key
     assert not keyed.built and KEY_A not in str(info.value)
