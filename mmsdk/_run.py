@@ -33,6 +33,7 @@ from ._health import HealthBook, RetryBudgets, health_book, new_budgets
 from ._jobs import Bound, Job, Skip, finish
 from ._observe import CallObserver
 from ._plugin_helpers import from_network
+from ._redact import redact
 from ._policy import Policy
 from ._registry import Registry, Replica, Resolved
 from ._replicas import Pool, drop_pool, pool_calls, pool_of
@@ -358,7 +359,10 @@ class Run:
         wrapped = ProviderError(
             f"{provider} failed unexpectedly: {type(exc).__name__}: {exc}. This is a bug in "
             "its plugin; please report it.", provider=provider)
-        if not from_network(exc):  # an SDK or HTTP exception holds the request, so the key
+        # The plugin's own exception stays as the cause (its traceback is the bug report)
+        # unless it may hold a key: an SDK or HTTP exception holds the request, and a
+        # message the redactor changes named a secret.
+        if not from_network(exc) and redact(str(exc)) == str(exc):
             wrapped.__cause__ = exc
         return wrapped
 

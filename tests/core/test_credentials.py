@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,7 +34,8 @@ KEY_A = "tenant-a-secret-key-0001"
 KEY_B = "tenant-b-secret-key-0002"
 ENV_KEY = "environment-secret-key-0003"
 BAD = "tenant-bad-secret-key-0004"
-KEYS = (KEY_A, KEY_B, ENV_KEY, BAD)
+BUGGY = "tenant-buggy-secret-key-0005"
+KEYS = (KEY_A, KEY_B, ENV_KEY, BAD, BUGGY)
 INFO = ModelInfo(local=False)
 ENV_VAR = "KEYED_API_KEY"
 
@@ -44,6 +46,8 @@ class KeyedModel(Understand):
         self.key = key or os.environ.get(ENV_VAR)
 
     def understand(self, request: Any) -> UnderstandResult:
+        if self.key == BUGGY:  # a plugin bug whose message holds the key
+            raise RuntimeError(f"unexpected state for client {self.key}")
         if self.key == BAD:
             raise mmsdk.ProviderServerError(f"503 from the server for key {self.key}",
                                             provider=self.provider)
@@ -218,6 +222,13 @@ def test_keys_never_appear_in_repr_errors_or_logs(keyed: KeyedPlugin,
                    caplog.text, repr(router._credentials), repr(resolved),
                    repr(router.health()))
     assert "[REDACTED]" in str(info.value)
+
+
+def test_a_plugin_bug_whose_message_holds_the_key_is_not_chained(keyed: KeyedPlugin) -> None:
+    with pytest.raises(mmsdk.ProviderError, match="failed unexpectedly") as info:
+        mmsdk.Router("keyed:m", credentials={"keyed": BUGGY}).understand("x")
+    assert info.value.__cause__ is None
+    _shown_nowhere("".join(traceback.format_exception(info.value)))
 
 
 # -- plugins that take no key, and bad input ------------------------------------------

@@ -59,6 +59,15 @@ def test_unexpected_plugin_exceptions_are_redacted_too() -> None:
         mmsdk.understand("hi", provider="leaky:m")
     assert PLANTED not in str(info.value)
     assert "failed unexpectedly: RuntimeError" in str(info.value)
+    assert info.value.__cause__ is None  # the plugin's exception held a secret: not chained
+    assert PLANTED not in "".join(traceback.format_exception(info.value))
+
+
+def test_unexpected_plugin_exceptions_without_a_secret_keep_their_traceback() -> None:
+    bug = KeyError("missing field")
+    with TestProvider("buggy", failures=[bug]), pytest.raises(mmsdk.ProviderError) as info:
+        mmsdk.understand("hi", provider="buggy:m")
+    assert info.value.__cause__ is bug  # the plugin author's bug report
 
 
 @pytest.mark.parametrize(
