@@ -208,7 +208,22 @@ class Router:
         names = self._names(capability)
         if names is None:
             names = self.registry.default_route(capability)
+            if not names:
+                raise self._nothing_installed(capability)
         return self._resolve_all(names, capability)
+
+    def _nothing_installed(self, capability: Capability) -> ProviderUnavailableError:
+        """The error for a default route with no provider in it at all."""
+        left_out = self.registry.disabled
+        if left_out:
+            return ProviderUnavailableError(
+                f"No provider that can {capability.value} is allowed here: MMSDK_PLUGINS or "
+                f"mmsdk.configure(plugins=...) leaves out {', '.join(map(repr, left_out))}.",
+                fix="name the plugins to load in MMSDK_PLUGINS / configure(plugins=[...]), or "
+                    "pass provider=...")
+        return ProviderUnavailableError(
+            f"No installed plugin provides {capability.value}.",
+            fix="pip install 'mmsdk[openai]' (or anthropic, gemini, local), or pass provider=...")
 
     def _check_credentials(self) -> None:
         """Refuse a key for a plugin that does not exist (a misspelt ``"opneai"`` would

@@ -33,8 +33,8 @@ from ._health import HealthBook, RetryBudgets, health_book, new_budgets
 from ._jobs import Bound, Job, Skip, finish
 from ._observe import CallObserver
 from ._plugin_helpers import from_network
-from ._redact import redact
 from ._policy import Policy
+from ._redact import redact
 from ._registry import Registry, Replica, Resolved
 from ._replicas import Pool, drop_pool, pool_calls, pool_of
 from ._steps import SKIPPED, Bind, Call, Candidates, Lookup, Sleep, Steps

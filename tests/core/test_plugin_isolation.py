@@ -193,6 +193,19 @@ def test_mmsdk_plugins_limits_what_loads_builtins_included(site: Path) -> None:
     assert none["specs"] == [] and none["imported"] == []
 
 
+def test_a_default_route_with_no_plugin_allowed_says_so(site: Path) -> None:
+    out = run(site, """
+        import json, mmsdk
+        try:
+            mmsdk.understand("hi")
+        except mmsdk.MMSDKError as error:
+            print(json.dumps({"type": type(error).__name__, "text": str(error)}))
+    """, MMSDK_PLUGINS="")
+    assert out["type"] == "ProviderUnavailableError"
+    assert "No provider that can understand is allowed here" in out["text"]
+    assert "'openai'" in out["text"] and "MMSDK_PLUGINS" in out["text"]
+
+
 def test_third_party_providers_stay_out_of_the_default_route(site: Path) -> None:
     out = run(site, """
         import json
