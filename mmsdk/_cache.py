@@ -71,6 +71,9 @@ class Cache:
             raise InvalidInputError(f"cache size_limit must be a number of bytes above zero, "
                                     f"got {size_limit!r}.")
         self.path = os.path.expanduser(os.fspath(path))
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise InvalidInputError(f"cache path {self.path!r} is a file, not a folder; name a "
+                                    "folder (created on first use).")
         self.size_limit = size_limit
         self._store: Any = None
         self._lock = threading.Lock()

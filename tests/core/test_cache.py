@@ -211,7 +211,7 @@ def test_an_unusable_cache_is_a_miss_never_a_failure(cloud: TestProvider, tmp_pa
                                                      caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    router = mmsdk.Router("cloud:m", cache=blocker)
+    router = mmsdk.Router("cloud:m", cache=blocker / "cache")  # cannot be created
     with caplog.at_level(logging.WARNING, logger="mmsdk.cache"):
         results = [router.understand("hi", temperature=0) for _ in range(2)]
     assert [r.cached for r in results] == [False, False] and len(cloud.calls) == 2
@@ -223,7 +223,8 @@ def test_an_unusable_cache_is_a_miss_never_a_failure(cloud: TestProvider, tmp_pa
     (lambda: mmsdk.configure(cache=["/tmp"]), "Setting cache must be a folder path"),
     (lambda: mmsdk.Cache("/tmp/x", size_limit=0), "size_limit"),
     (lambda: mmsdk.Cache(""), "folder path"),
-], ids=["router", "configure", "size", "empty-path"])
+    (lambda: mmsdk.Cache(__file__), "is a file, not a folder"),
+], ids=["router", "configure", "size", "empty-path", "a-file"])
 def test_bad_cache_settings_are_invalid_input(make: object, match: str) -> None:
     assert callable(make)
     with pytest.raises(mmsdk.InvalidInputError, match=match):
