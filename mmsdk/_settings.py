@@ -53,10 +53,11 @@ class Settings:
             Also set by ``MMSDK_DEFAULT_PROVIDER`` (comma-separated, all capabilities).
         plugins: the installed plugins (entry-point names, built-ins included) that
             may load; ``None``: all of them, ``[]``: none. Also set by
-            ``MMSDK_PLUGINS=name,name`` (empty: none). Plugins registered at run time
+            ``MMSDK_PLUGINS=name,name`` (empty: none); ``configure`` refuses a name
+            that is no installed plugin. Plugins registered at run time
             with ``register_plugin`` are not affected.
         prices: ``{"PLUGIN:MODEL": {"input_per_mtok": ..., ...}}``: prices in US
-            dollars that replace (or add to) the plugins' tables for those models
+            dollars that override the rates they name in (or add to) the plugins' tables
             (keys as :class:`mmsdk.Price`). ``usage.cost_usd``, ``Policy(max_cost_usd=...)``
             and ``order="cheapest"`` use them.
         cache: where results of repeatable calls are kept: a folder path, a
@@ -112,6 +113,22 @@ def _strings(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _installed_plugins(names: tuple[str, ...]) -> tuple[str, ...]:
+    """*names* if each is an installed plugin (entry point in the ``mmsdk`` group), else an
+    ``InvalidInputError`` with the closest name: a misspelt one would load nothing."""
+    import difflib
+    import importlib.metadata
+
+    installed = sorted({ep.name for ep in importlib.metadata.entry_points(group="mmsdk")})
+    for name in names:
+        if name not in installed:
+            close = difflib.get_close_matches(name, installed, n=1)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            raise _invalid(f"Setting plugins names {name!r}, which is no installed plugin. "
+                           f"{hint}Installed: {', '.join(installed) or 'none'}.")
+    return names
+
+
 def _check(name: str, hint: Any, value: Any) -> Any:
     """*value* if it fits *hint* (lists become tuples), else an ``InvalidInputError``."""
     if name == "on_attempt":
@@ -119,7 +136,7 @@ def _check(name: str, hint: Any, value: Any) -> Any:
             raise _invalid(f"Setting on_attempt must be a function of one Attempt, got {value!r}.")
         return value
     if name == "plugins":
-        return None if value is None else _strings(name, value)
+        return None if value is None else _installed_plugins(_strings(name, value))
     if name == "prices":
         if value == {}:
             return value

@@ -169,6 +169,8 @@ def restore_settings() -> Iterator[None]:
         pytest.param({"default_providers": ["openai"]}, "dict", id="providers-list"),
         pytest.param({"default_providers": {"generate": 3}}, "list of strings",
                      id="providers-value"),
+        pytest.param({"plugins": ["opneai"]}, "'opneai', which is no installed plugin. Did "
+                     "you mean 'openai'", id="plugins-misspelt"),
     ],
 )
 def test_configure_rejects_values_of_the_wrong_type(restore_settings: None,

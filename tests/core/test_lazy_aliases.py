@@ -171,10 +171,11 @@ def test_an_alias_of_a_plugin_left_out_says_how_to_let_it_in(
     from dataclasses import replace
 
     from mmsdk import _settings
+    registry = fake(monkeypatch, plugin_dir, {"alpha": ["fast"], "beta": []},
+                    {"fast": "plug_alias_alpha"})  # installed first: plugins= names them
     monkeypatch.setattr(_settings, "_settings", replace(_settings.get_settings(),
                                                         plugins=("beta",)))
-    registry = fake(monkeypatch, plugin_dir, {"alpha": ["fast"], "beta": []},
-                    {"fast": "plug_alias_alpha"})
+    registry.apply_plugin_choice()  # what configure(plugins=...) does
     with pytest.raises(mmsdk.ProviderUnavailableError, match="leaves it out") as caught:
         registry.resolve("fast")
     assert caught.value.fix == "add 'alpha' to MMSDK_PLUGINS or configure(plugins=[...])"
