@@ -245,8 +245,10 @@ class _TestModel(Model):
         words = text.split(" ")
         for index, word in enumerate(words):
             yield word if index == len(words) - 1 else word + " "
-        yield UnderstandResult(text=text, finish_reason="stop",
-                               usage=Usage(output_tokens=len(words)))
+        yield UnderstandResult(text=text, finish_reason="stop",  # the same usage as understand()
+                               usage=Usage(input_tokens=len(request.prompt.split()),
+                                           output_tokens=len(text.split()),
+                                           images=len(request.images)))
 
     def classify(self, request: ClassifyRequest) -> list[ClassifyResult]:
         self.owner._begin(request)

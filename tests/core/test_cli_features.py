@@ -256,7 +256,7 @@ def test_a_known_cost_is_shown(cloud: TestProvider, photos: list[Path], tmp_path
     out, err = capsys.readouterr()
     assert out == "echo: one two three (0 image(s))\n" and err == "cost: $15\n"
     assert main(["understand", "-q", "one two three", "-p", "cloud:m", "--stream"]) == 0
-    assert capsys.readouterr().err == "cost: $12\n"  # a stream reports its 6 output tokens
+    assert capsys.readouterr().err == "cost: $15\n"  # a stream reports the same usage
     assert main(["generate", "x", "-p", "cloud:m", "-o", str(tmp_path / "g.png")]) == 0
     assert capsys.readouterr().err == ""  # images made, no price per image: unknown
 
