@@ -405,7 +405,7 @@ def _providers(args: argparse.Namespace) -> int:
         if status.target:
             print(f"{'':<{width}}    = {status.target}")
         served = [m for m in status.models if m not in status.defaults.values()]
-        if served:  # a plugin that lists the models it serves (an endpoint, a hub)
+        if served and not status.target:  # a plugin listing what it serves (an endpoint)
             shown = ", ".join(status.models[:8]) + (" ..." if len(status.models) > 8 else "")
             print(f"{'':<{width}}    models: {shown}")
         if not status.usable and status.fix:

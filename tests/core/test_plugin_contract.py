@@ -343,6 +343,9 @@ def test_the_cli_lists_the_models_a_plugin_serves(capsys: pytest.CaptureFixture[
         mmsdk.plugin.unregister_plugin("contracthub")
     out = capsys.readouterr().out
     assert "models: m1, m2, m3" in out
+    # an alias row names its target once, without a models line repeating it
+    alias = out.split("\nlocal:clip ", 1)[1].split("\nlocal:", 1)[0]
+    assert "= transformers:" in alias and "models:" not in alias
 
 
 def test_a_model_class_that_fails_when_listed_is_shown_not_raised() -> None:
