@@ -24,8 +24,9 @@ that router's calls. A settings object's repr never shows a key.
 one sync client and one async client per event loop (an async client's
 connection pool belongs to the loop that opened it), each for the connection
 in force: when the key or endpoint changes, the next call opens a client for
-the new one (keyed by :func:`fingerprint`, never by the key) and closes the
-old. Clients are built off the event loop (importing an SDK and loading the
+the new one and closes the old (a cached client is reused while the
+connection's fields are equal; :func:`fingerprint`, never the key, tags a build
+in flight). Clients are built off the event loop (importing an SDK and loading the
 TLS trust store takes tens of milliseconds), an async client is closed when
 its loop shuts down, and :meth:`ClientCache.close` (``mmsdk.unload``) closes
 them all.
@@ -293,7 +294,7 @@ class DefaultModels(Mapping[Capability, str]):
 # -- clients -------------------------------------------------------------------------------
 @dataclass(frozen=True, repr=False)
 class Connection:
-    """What a client is made for: credentials and endpoint, compared by fingerprint.
+    """What a client is made for: credentials and endpoint, compared field by field.
 
     Attributes:
         api_key: the key (``None``: none).
@@ -314,7 +315,7 @@ class Connection:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A non-reversible tag for everything above: what keeps clients apart."""
+        """A non-reversible tag for everything above: what keys a client build in flight."""
         parts = [self.api_key or "", self.base_url or ""]
         parts += [f"{name}={value or ''}" for name, value in self.extra]
         return fingerprint("\x1f".join(parts))
