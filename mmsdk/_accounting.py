@@ -34,7 +34,8 @@ class Ledger:
     job: Job
     context: RouteContext
     streaming: bool
-    billed: list[tuple[Any, float | None]] = field(default_factory=list)  # (result, cost)
+    # (result or error, the cost of each of its items): every answer billed so far
+    billed: list[tuple[Any, list[float | None]]] = field(default_factory=list)
     keys: dict[int, str] = field(default_factory=dict)  # id(bound) -> its cache key
     to_store: tuple[str, Any] | None = None  # (key, result) once a call answered
 
@@ -43,37 +44,40 @@ class Ledger:
         """Count an answer that came back (the call was billed, whoever wins)."""
         if self.streaming:  # a stream's answer is counted when it ends (stream_cost)
             return
-        price = price_of(resolved, self.context.prices)
-        capability = self.job.capability
-        costs = [cost_of(item.usage, price, capability)
-                 for item in (result if isinstance(result, list) else [result])]
-        self.billed.append((result, None if None in costs else sum(c or 0.0 for c in costs)))
+        self.billed.append((result, self._item_costs(result, resolved)))
 
     def bill_error(self, resolved: Resolved, error: MMSDKError) -> None:
         """Count a failed attempt whose answer arrived (billed) but was rejected."""
         usage = getattr(error, "usage", None)
         if usage is not None:
-            self.billed.append((error, cost_of(usage, price_of(resolved, self.context.prices),
-                                               self.job.capability)))
+            self.billed.append((error, [cost_of(usage, price_of(resolved, self.context.prices),
+                                                self.job.capability)]))
 
     def hit(self, result: Any) -> None:
         """Count a cache hit: nothing was consumed."""
-        self.billed.append((result, 0.0))
+        self.billed.append((result, [0.0] * len(result if isinstance(result, list) else [result])))
 
     def costs(self, result: Any, bound: Bound) -> list[float | None]:
         """``usage.cost_usd`` for each item of *result*: its own cost, plus on the first
-        one what the call's other billed attempts cost (retries, hedges, rejected answers)."""
-        items = result if isinstance(result, list) else [result]
-        price = price_of(bound.resolved, self.context.prices)
-        capability = self.job.capability
-        costs = [0.0 if item.cached else cost_of(item.usage, price, capability)
-                 for item in items]
-        others = [cost for billed, cost in list(self.billed) if billed is not result]
+        one what the call's other billed attempts cost (retries, hedges, rejected answers).
+
+        The costs :meth:`bill` or :meth:`hit` counted for *result* are reused; a stream's
+        whole answer (never billed) is priced here."""
+        billed = list(self.billed)  # hedged lanes may still be billing
+        own = next((costs for item, costs in billed if item is result), None)
+        costs = list(own) if own is not None else self._item_costs(result, bound.resolved)
+        others = [_total(cost) for item, cost in billed if item is not result]
         if others:
             first = costs[0]
             costs[0] = None if first is None or None in others else \
                 first + sum(c or 0.0 for c in others)
         return costs
+
+    def _item_costs(self, result: Any, resolved: Resolved) -> list[float | None]:
+        price = price_of(resolved, self.context.prices)
+        capability = self.job.capability
+        return [0.0 if item.cached else cost_of(item.usage, price, capability)
+                for item in (result if isinstance(result, list) else [result])]
 
     def over_budget(self, resolved: Resolved, policy: Policy) -> MMSDKError | None:
         """Why *resolved* is skipped under ``Policy(max_cost_usd=...)``, or ``None``."""
@@ -115,6 +119,10 @@ class Ledger:
         pending, self.to_store = self.to_store, None
         if pending is not None:
             self.context.cache.set(pending[0], stored(pending[1]))
+
+
+def _total(costs: list[float | None]) -> float | None:
+    return None if None in costs else sum(c or 0.0 for c in costs)
 
 
 def cheapest(job: Job, candidates: Candidates,
