@@ -149,9 +149,9 @@ class Router:
         return slots
 
     def _context(self) -> RouteContext:
-        configured = get_settings().on_attempt
-        hooks = tuple(h for h in (self._on_attempt, configured) if h is not None)
-        cache = self._cache if self._cache is not None else get_settings().cache
+        settings = get_settings()
+        hooks = tuple(h for h in (self._on_attempt, settings.on_attempt) if h is not None)
+        cache = self._cache if self._cache is not None else settings.cache
         return RouteContext(budgets=self._budgets, hooks=hooks, cache=cache,
                             prices=self._prices)
 
@@ -305,13 +305,13 @@ class Router:
         policy = self.policy
         candidates = self.candidates(capability)
         checker = self._checker(capability, verify_with)
-        deadline = self._deadline(started)
+        deadline = _deadline(started, policy)
         slots = self._limit(policy)
         if slots is None:
             return self._execute(build(deadline=deadline), candidates, policy, started,
                                  streaming, checker)
         if not slots.acquire(policy.deadline):
-            raise self._no_slot()
+            raise _no_slot(policy)
         try:
             result = self._execute(build(deadline=deadline), candidates, policy, started,
                                    streaming, checker)
@@ -334,14 +334,14 @@ class Router:
             await asyncio.to_thread(self._checker, capability, verify_with)
         slots = self._limit(policy)
         if slots is None:
-            job = await self._abuild(build, started)
+            job = await _abuild(build, started, policy)
             return await self._aexecute(job, candidates, policy, started, streaming, checker)
         try:
-            await bounded(slots.aacquire(), self._left(started))
+            await bounded(slots.aacquire(), _left(started, policy))
         except TimeoutError:
-            raise self._no_slot() from None
+            raise _no_slot(policy) from None
         try:
-            job = await self._abuild(build, started)
+            job = await _abuild(build, started, policy)
             result = await self._aexecute(job, candidates, policy, started, streaming, checker)
         except BaseException:
             slots.release()
@@ -387,32 +387,6 @@ class Router:
         check = aexecute(job, checker.candidates, checker.policy, checker.registry,
                          started=started, context=checker.context)
         return await averified(main, check, checker.label, started)
-
-    def _deadline(self, started: float) -> float | None:
-        return None if self.policy.deadline is None else started + self.policy.deadline
-
-    def _left(self, started: float) -> float | None:
-        deadline = self._deadline(started)
-        return None if deadline is None else deadline - time.monotonic()
-
-    async def _abuild(self, build: Callable[..., Job], started: float) -> Job:
-        """Read and check the inputs: on the loop when they are small, else in a thread."""
-        deadline = self._deadline(started)
-        if light_inputs(build):
-            return build(deadline=deadline)
-        try:
-            job: Job = await bounded(asyncio.to_thread(build, deadline=deadline),
-                                     self._left(started))
-            return job
-        except TimeoutError:
-            raise ProviderTimeoutError(f"The {self.policy.deadline}s deadline passed while "
-                                       "reading the inputs; raise Policy(deadline=...).") from None
-
-    def _no_slot(self) -> ProviderTimeoutError:
-        return ProviderTimeoutError(
-            f"No free slot (max_concurrency={self.policy.max_concurrency}) within the "
-            f"{self.policy.deadline}s deadline; raise Policy(max_concurrency=...) or "
-            "Policy(deadline=...).")
 
     # -- warm-up ---------------------------------------------------------------
     def preload(self, capability: Capability | str | None = None) -> list[str]:
@@ -693,6 +667,36 @@ class _Checker:
     registry: Registry
     context: RouteContext
     label: str
+
+
+def _deadline(started: float, policy: Policy) -> float | None:
+    return None if policy.deadline is None else started + policy.deadline
+
+
+def _left(started: float, policy: Policy) -> float | None:
+    deadline = _deadline(started, policy)
+    return None if deadline is None else deadline - time.monotonic()
+
+
+async def _abuild(build: Callable[..., Job], started: float, policy: Policy) -> Job:
+    """Read and check the inputs: on the loop when they are small, else in a thread."""
+    deadline = _deadline(started, policy)
+    if light_inputs(build):
+        return build(deadline=deadline)
+    try:
+        job: Job = await bounded(asyncio.to_thread(build, deadline=deadline),
+                                 _left(started, policy))
+        return job
+    except TimeoutError:
+        raise ProviderTimeoutError(f"The {policy.deadline}s deadline passed while "
+                                   "reading the inputs; raise Policy(deadline=...).") from None
+
+
+def _no_slot(policy: Policy) -> ProviderTimeoutError:
+    return ProviderTimeoutError(
+        f"No free slot (max_concurrency={policy.max_concurrency}) within the "
+        f"{policy.deadline}s deadline; raise Policy(max_concurrency=...) or "
+        "Policy(deadline=...).")
 
 
 def _handed_over(result: Any, slots: Slots, streaming: bool) -> Any:
