@@ -27,7 +27,6 @@ __all__ = [
     "check_openai",
     "check_sdk",
     "configure",
-    "get_settings",
     "is_image_model",
     "lifecycle",
     "sdk_missing",
@@ -152,11 +151,6 @@ SETTINGS = PluginSettings("openai", OpenAISettings(), env={
     "organization": "OPENAI_ORG_ID", "project": "OPENAI_PROJECT_ID",
     **{f"{capability.value}_model": var for capability, var in MODEL_ENV.items()},
 }, defaults={f"{capability.value}_model": model for capability, model in DEFAULT_MODELS.items()})
-
-
-def get_settings() -> tuple[OpenAISettings, int]:
-    """The explicit settings and their version (bumped by every :func:`configure`)."""
-    return SETTINGS.explicit, SETTINGS.version
 
 
 def configure(**changes: Any) -> OpenAISettings:
