@@ -31,7 +31,6 @@ __all__ = [
     "SETTINGS",
     "DefaultModels",
     "GeminiSettings",
-    "api_key",
     "base_url",
     "availability",
     "availability_with_key",
@@ -127,18 +126,9 @@ def reset() -> None:
     SETTINGS.reset()
 
 
-def api_key(settings: GeminiSettings | None = None) -> str | None:
-    """The key the client will use, or ``None``."""
-    return (settings or SETTINGS.resolved()).api_key
-
-
-def use_vertex(settings: GeminiSettings | None = None) -> bool:
+def use_vertex() -> bool:
     """Whether a Vertex AI configuration is present (settings, else the SDK's variable)."""
-    return bool((settings or SETTINGS.resolved()).vertexai)
-
-
-def vertex_project(settings: GeminiSettings | None = None) -> str | None:
-    return (settings or SETTINGS.resolved()).project
+    return bool(SETTINGS.resolved().vertexai)
 
 
 def base_url(settings: GeminiSettings) -> str | None:
@@ -152,14 +142,15 @@ def availability(model: str) -> Availability:
     packages = missing_packages("google.genai", install="mmsdk-gemini")
     if not packages.ok:
         return packages
-    if use_vertex():
-        if vertex_project() or api_key():
+    settings = SETTINGS.resolved()
+    if settings.vertexai:
+        if settings.project or settings.api_key:
             return Availability.yes()
         return Availability.no(
             "Vertex AI mode is on (GOOGLE_GENAI_USE_VERTEXAI) but no project or key is set",
             "export GOOGLE_CLOUD_PROJECT=... and GOOGLE_CLOUD_LOCATION=... (with Application "
             "Default Credentials), or GOOGLE_API_KEY=... for Vertex AI express mode")
-    if api_key() is None:
+    if settings.api_key is None:
         return Availability.no("no Gemini API key is set (GEMINI_API_KEY or GOOGLE_API_KEY)",
                                KEY_FIX)
     return Availability.yes()
@@ -175,7 +166,8 @@ def availability_with_key(model: str) -> Availability:
     packages = missing_packages("google.genai", install="mmsdk-gemini")
     if not packages.ok:
         return packages
-    if use_vertex() and vertex_project():
+    settings = SETTINGS.resolved()
+    if settings.vertexai and settings.project:
         return Availability.no(
             "a Vertex AI project is configured (GOOGLE_CLOUD_PROJECT); it uses Application "
             "Default Credentials, not the router's API key",
