@@ -31,6 +31,7 @@ call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -189,11 +190,9 @@ def _feed(digest: Any, value: Any) -> None:
             image = value.image
             _chunk(digest, f"pix:{image.mode}:{image.size}".encode(), image.tobytes())
     elif isinstance(value, VideoInput):
-        file_digest = hashlib.sha256()
-        with open(value.path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                file_digest.update(block)
-        _chunk(digest, b"video", file_digest.digest())
+        stat = os.stat(value.path)
+        _chunk(digest, b"video", _file_digest(os.fspath(value.path), stat.st_size,
+                                              stat.st_mtime_ns))
     elif isinstance(value, type) and issubclass(value, BaseModel):
         schema = json.dumps(value.model_json_schema(), sort_keys=True, default=repr)
         _chunk(digest, b"schema", schema.encode())
@@ -204,6 +203,17 @@ def _feed(digest: Any, value: Any) -> None:
     else:
         text = json.dumps(value, sort_keys=True, default=repr)
         _chunk(digest, b"json", text.encode())
+
+
+@functools.lru_cache(maxsize=64)
+def _file_digest(path: str, size: int, mtime_ns: int) -> bytes:
+    """SHA-256 of a file's content, read once per version (size and modification time):
+    a call looks its video up for each candidate it reaches."""
+    file_digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            file_digest.update(block)
+    return file_digest.digest()
 
 
 def _chunk(digest: Any, tag: bytes, data: bytes) -> None:

@@ -281,3 +281,36 @@ def test_a_hit_reports_no_tokens_to_tracing(cloud: TestProvider, folder: Path,
     assert made.attributes["gen_ai.usage.input_tokens"] == 2
     assert "gen_ai.usage.input_tokens" not in served.attributes  # nothing was consumed
     tracing.shutdown()
+
+
+def test_a_native_video_is_keyed_on_its_content_read_once_per_version(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+    from typing import Any
+
+    from mmsdk._cache import _file_digest, cache_key
+    from mmsdk._types import Capability
+    from mmsdk._video import VideoInput
+
+    class Request(BaseModel):
+        prompt: str = "What happens?"
+        temperature: float = 0.0
+        video: Any = None
+
+    resolved = SimpleNamespace(provider="cloud:m", credential=None,
+                               info=SimpleNamespace(local=False))
+
+    def key(path: Path) -> str | None:
+        video = VideoInput(path=path, mime_type="video/mp4", size=path.stat().st_size)
+        return cache_key(Capability.UNDERSTAND,
+                         SimpleNamespace(resolved=resolved, request=Request(video=video)))
+
+    clip, copy = tmp_path / "clip.mp4", tmp_path / "copy.mp4"
+    clip.write_bytes(b"frames one")
+    copy.write_bytes(b"frames one")
+    _file_digest.cache_clear()
+    first = key(clip)
+    assert key(clip) == first and _file_digest.cache_info().misses == 1  # read once
+    assert key(copy) == first  # the content is keyed, not the name
+    clip.write_bytes(b"frames two")  # a new version of the same length
+    os.utime(clip, ns=(clip.stat().st_atime_ns, clip.stat().st_mtime_ns + 1_000_000))
+    assert key(clip) != first
