@@ -211,9 +211,10 @@ class Registry:
         plugins = [*self._pending.items(), *self._disabled.items()]
         for declared in importlib.metadata.entry_points(group=f"{group}.aliases"):
             dist = _distribution(declared)
-            same = [key for key, ep in plugins if _distribution(ep) == dist]
-            owners = [key for key in same if plugins_value(key, plugins) == declared.value]
-            self._declared.setdefault(declared.name.strip(), []).extend(owners or same)
+            same = [(key, ep.value) for key, ep in plugins if _distribution(ep) == dist]
+            owners = [key for key, value in same if value == declared.value] or \
+                [key for key, _ in same]
+            self._declared.setdefault(declared.name.strip(), []).extend(owners)
 
     def _declared_owners(self, alias: str) -> list[str]:
         """The not-yet-imported plugins declaring *alias* (a ``local:`` one: built-ins only)."""
@@ -647,11 +648,6 @@ class Registry:
             return self.resolve(provider).info.local
         except MMSDKError:  # a broken describe(): last, and the call records why it skips it
             return True
-
-
-def plugins_value(key: str, plugins: list[tuple[str, importlib.metadata.EntryPoint]]) -> str:
-    """The value (module) of plugin entry point *key* among *plugins*."""
-    return next(ep.value for name, ep in plugins if name == key)
 
 
 def _distribution(entry_point: importlib.metadata.EntryPoint) -> str | None:
