@@ -120,12 +120,16 @@ def _seconds(path: str, size: int, mtime_ns: int) -> float | None:
     try:
         with av.open(path) as container:
             stream = container.streams.video[0]
-            base = float(stream.time_base or 0)
-            if stream.duration and base:
-                return float(stream.duration * base)
-            return container.duration / 1_000_000 if container.duration else None
+            return _duration(container, stream, float(stream.time_base or 0))
     except (av.error.FFmpegError, ValueError, IndexError):
         return None
+
+
+def _duration(container: Any, stream: Any, base: float) -> float | None:
+    """The video stream's length in seconds (else the container's), when the file says."""
+    if stream.duration and base:
+        return float(stream.duration * base)
+    return container.duration / 1_000_000 if container.duration else None
 
 
 def sample_frames(video: VideoInput, count: int | None = None, *,
@@ -161,8 +165,7 @@ def sample_frames(video: VideoInput, count: int | None = None, *,
             rate = float(stream.average_rate or stream.guessed_rate or 0)
             base = float(stream.time_base or 0)
             start = float(stream.start_time * base) if stream.start_time and base else 0.0
-            duration = float(stream.duration * base) if stream.duration and base else (
-                container.duration / 1_000_000 if container.duration else None)
+            duration = _duration(container, stream, base)
             total = stream.frames or (round(duration * rate) if duration and rate else 0)
             if total > 0 and rate > 0 and base > 0:
                 indices, warnings = _plan(total, rate, count, fps)
