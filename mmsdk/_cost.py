@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import InvalidInputError
+from ._settings import get_settings
 from ._types import Capability, Price, Usage
 
 __all__ = ["FREE", "check_prices", "cost_of", "estimate", "price_of"]
@@ -92,8 +93,6 @@ def price_of(resolved: Any, router: Mapping[str, Price] | None = None) -> Price 
     info = resolved.info
     if info.local:
         return FREE
-    from ._settings import get_settings
-
     layers = (get_settings().prices.get(resolved.provider),
               router.get(resolved.provider) if router else None)
     price: Price | None = info.price
