@@ -22,7 +22,6 @@ __all__ = [
     "AnthropicSettings",
     "configure",
     "connection",
-    "default_model",
     "get_settings",
 ]
 
@@ -101,7 +100,3 @@ def connection(api_key: str | None = None) -> Connection | None:
         return None
     return Connection(api_key, settings.base_url, (("auth_token", auth_token),))
 
-
-def default_model(capability: Capability) -> str:
-    """The model a bare ``"anthropic"`` means for *capability*."""
-    return SETTINGS.resolved().model or DEFAULT_MODELS[capability]

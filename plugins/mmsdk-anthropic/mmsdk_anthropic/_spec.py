@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 
 from mmsdk.plugin import (
     Availability,
-    Capability,
     Classify,
+    DefaultModels,
     Feature,
     MediaLimits,
     Model,
@@ -26,7 +26,7 @@ from mmsdk.plugin import (
 )
 
 from ._prices import price
-from ._settings import API_KEY_ENV, connection, default_model
+from ._settings import API_KEY_ENV, DEFAULT_MODELS, SETTINGS, connection
 
 __all__ = ["Claude", "LIFECYCLE", "LIFECYCLE_CHECKED", "LIMITS", "NAME", "check", "deprecation_warning",
            "describe", "lifecycle_notes", "provider_spec", "retired"]
@@ -39,6 +39,10 @@ class Claude(Understand, Classify, ABC):
 
 
 CAPABILITIES = tuple(sorted(capabilities_of(Claude)))
+# What a bare "anthropic" means, read on every lookup, so MMSDK_ANTHROPIC_MODEL and
+# configure(model=...) apply after the registry has loaded.
+DEFAULT_MODELS_LIVE = DefaultModels(SETTINGS, dict.fromkeys(CAPABILITIES, "model"),
+                                    builtin=DEFAULT_MODELS)
 
 # The API rejects images over 5 MB *of base64 text* and over 8000 px a side
 # (2000 px when a request holds more than 20 images), and takes up to 100
@@ -162,22 +166,6 @@ def check(model: str) -> Availability:
     return Availability.yes()
 
 
-class _DefaultModels(Mapping[Capability, str]):
-    """Defaults read on every lookup, so ``MMSDK_ANTHROPIC_MODEL`` and
-    :func:`configure` apply after the registry has loaded."""
-
-    def __getitem__(self, capability: Capability) -> str:
-        if capability not in CAPABILITIES:
-            raise KeyError(capability)
-        return default_model(capability)
-
-    def __iter__(self) -> Iterator[Capability]:
-        return iter(CAPABILITIES)
-
-    def __len__(self) -> int:
-        return len(CAPABILITIES)
-
-
 def _factory(model: str, provider: str, info: ModelInfo, api_key: str | None = None) -> Model:
     from ._model import AnthropicModel  # the SDK is imported only from here on
 
@@ -211,7 +199,7 @@ def provider_spec(api_key: str | None = None) -> ProviderSpec:
         model_class=Claude,
         factory=factory,
         describe=describe,
-        default_models=_DefaultModels(),
+        default_models=DEFAULT_MODELS_LIVE,
         check=check if api_key is None else _check_keyed,
         description="Claude vision through the official anthropic SDK (cloud)",
         retired=_LIFECYCLE.retired,  # read against today() on every lookup
