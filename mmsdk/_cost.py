@@ -1,8 +1,9 @@
 """What a call costs: prices, the cost of a result, and the estimate budgets use.
 
-Prices come from the plugin's own table (``ModelInfo.price``) unless
-``mmsdk.configure(prices={"PLUGIN:MODEL": {...}})`` names the model: a
-configured price replaces the table's for that model. Local providers cost 0.
+Prices come from the plugin's own table (``ModelInfo.price``), with the rates
+``mmsdk.configure(prices={"PLUGIN:MODEL": {...}})`` and then ``Router(prices=...)``
+name for that model laid over it (each overrides only the rates it names).
+Local providers cost 0.
 
 Token counts follow one convention whatever the provider: ``input_tokens`` is
 every input token billed (cached ones included) and ``cached_input_tokens`` the
