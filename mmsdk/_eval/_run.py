@@ -22,7 +22,7 @@ from .._types import Capability, ClassifyResult, UnderstandResult
 from ._dataset import Example, Task, load_examples
 from ._report import EvalReport, ExampleResult, summarise
 from ._scoring import field_agreement, normalise_text
-from ._store import ResultStore
+from ._store import ResultStore, final
 
 if TYPE_CHECKING:
     from .._policy import Policy
@@ -88,7 +88,7 @@ class _Plan:
 
     def record(self, result: ExampleResult) -> None:
         self.store.add(result)
-        if self.store.get(result.provider, result.example) is not result:
+        if not final(result):  # tried again on resume: the store does not keep it as done
             self._unfinished.append(result)
 
     # -- one call ----------------------------------------------------------------------
