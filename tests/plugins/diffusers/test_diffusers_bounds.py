@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from forwards import Forwards as Steps
+from forwards import counting
+from forwards import loaded_model as _model
 from mmsdk_diffusers import GenerationCancelledError
 from mmsdk_diffusers import _pipelines as pipelines
 
 import mmsdk
-from mmsdk._registry import get_registry
 from mmsdk.plugin import GenerateRequest
 
 SIZE = {"width": 64, "height": 64}
@@ -26,36 +28,11 @@ LONG = 400  # steps no test waits for: every long run here is stopped early
 GUARD = 60.0  # seconds before a wait that should end at once is declared hung
 
 
-def _model(provider: str) -> Any:
-    registry = get_registry()
-    return registry.model(registry.resolve(provider))
-
-
-class Steps:
-    """Counts UNet forwards (denoising steps) and runs an action at a chosen one."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.actions: dict[int, Callable[[], None]] = {}
-
-    def at(self, step: int, action: Callable[[], None]) -> None:
-        self.actions[step] = action
-
-    def __call__(self, *_: Any) -> None:
-        self.count += 1
-        action = self.actions.pop(self.count, None)
-        if action is not None:
-            action()
-
-
 @pytest.fixture
 def steps(provider: Callable[[str], str]) -> Iterator[Steps]:
     """A step counter on the (loaded) tiny SD 1.5 UNet."""
-    counter = Steps()
-    unet = _model(provider("sd15")).pipeline().unet
-    handle = unet.register_forward_hook(counter)
-    yield counter
-    handle.remove()
+    with counting(_model(provider("sd15")).pipeline().unet) as counter:
+        yield counter
 
 
 def _request(**values: Any) -> GenerateRequest:

@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from forwards import Forwards, counting
+from forwards import loaded_model as _model
 from mmsdk_transformers import _loading
 from PIL import Image
 
 import mmsdk
-from mmsdk._registry import get_registry
 from mmsdk._types import SentImage
 from mmsdk.plugin import ClassifyRequest, PreparedImage, UnderstandRequest
 
@@ -26,33 +27,9 @@ LONG = 400  # tokens no test waits for (the endless model never ends its answer)
 GUARD = 60.0  # seconds before a wait that should end at once is declared hung
 
 
-def _model(provider: str) -> Any:
-    registry = get_registry()
-    return registry.model(registry.resolve(provider))
-
-
-class Forwards:
-    """Counts forward passes and runs an action at a chosen one."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.actions: dict[int, Callable[[], None]] = {}
-
-    def at(self, forward: int, action: Callable[[], None]) -> None:
-        self.actions[forward] = action
-
-    def __call__(self, *_: Any) -> None:
-        self.count += 1
-        action = self.actions.pop(self.count, None)
-        if action is not None:
-            action()
-
-
 def _hooked(provider: str) -> Iterator[Forwards]:
-    counter = Forwards()
-    handle = _model(provider).loaded({}).model.register_forward_hook(counter)
-    yield counter
-    handle.remove()
+    with counting(_model(provider).loaded({}).model) as counter:
+        yield counter
 
 
 @pytest.fixture
